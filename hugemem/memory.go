@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -52,6 +53,8 @@ var (
 	ErrExists   = errors.New("memzone already exists")
 	ErrNotFound = errors.New("not found")
 	ErrNoSpace  = errors.New("no space left")
+	ErrInUse    = errors.New("group is in use by a live process")
+	ErrNoGroup  = errors.New("no live group")
 )
 
 // Memory is one process's view of a group's shared memory.
@@ -140,12 +143,22 @@ func (m *Memory) takeCreatorLock() error {
 	if err != nil {
 		return fmt.Errorf("hugemem: open %s: %w", path, err)
 	}
-	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		unix.Close(fd)
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return fmt.Errorf("hugemem: group %q is in use by a live process (pid %d)", m.opts.Prefix, m.livePID())
+	// An attacher probes the lock with a brief shared flock; try a few times
+	// so such a probe is not mistaken for a live creator.
+	for try := 0; ; try++ {
+		err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
 		}
-		return fmt.Errorf("hugemem: lock %s: %w", path, err)
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			unix.Close(fd)
+			return fmt.Errorf("hugemem: lock %s: %w", path, err)
+		}
+		if pid := m.livePID(); pid != 0 || try == 20 {
+			unix.Close(fd)
+			return fmt.Errorf("hugemem: group %q: pid %d created it and is alive: %w", m.opts.Prefix, pid, ErrInUse)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	m.lockFD = fd
 	return nil
@@ -167,8 +180,11 @@ func (m *Memory) livePID() int32 {
 }
 
 func (m *Memory) create() error {
+	// Unlink rather than truncate what a dead creator left: processes of
+	// that group still running keep their own, intact, copy.
 	m.removeStaleSegments()
-	f, err := os.OpenFile(m.configPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	os.Remove(m.configPath())
+	f, err := os.OpenFile(m.configPath(), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("hugemem: create config: %w", err)
 	}
@@ -225,11 +241,11 @@ func Attach(o Options) (*Memory, error) {
 }
 
 func (m *Memory) attach() error {
+	if err := m.requireLiveCreator(); err != nil {
+		return err
+	}
 	f, err := os.OpenFile(m.configPath(), os.O_RDWR, 0)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("hugemem: group %q has no config at %s: is its primary running? %w", m.opts.Prefix, m.configPath(), ErrNotFound)
-		}
 		return fmt.Errorf("hugemem: open config: %w", err)
 	}
 	m.cfgFile = f
@@ -244,6 +260,10 @@ func (m *Memory) attach() error {
 	if err := m.mapConfig(); err != nil {
 		return err
 	}
+	// The creator sets Magic last; give a creator that is still starting a moment.
+	for i := 0; i < 200 && atomic.LoadUint64(&m.cfg.Magic) == 0; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if err := m.cfg.validate(); err != nil {
 		return fmt.Errorf("hugemem: config %s: %w", m.configPath(), err)
 	}
@@ -253,6 +273,23 @@ func (m *Memory) attach() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.syncSegments()
+}
+
+// requireLiveCreator checks that the group's creator still holds its lock,
+// with a shared flock that succeeds only when nobody holds it. An attacher
+// creates nothing, not even the runtime directory.
+func (m *Memory) requireLiveCreator() error {
+	path := filepath.Join(m.opts.RuntimeDir, "memory.lock")
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("hugemem: group %q has no lock file at %s: is its primary running? %w", m.opts.Prefix, path, ErrNoGroup)
+	}
+	defer unix.Close(fd)
+	if err := unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB); err == nil {
+		unix.Flock(fd, unix.LOCK_UN)
+		return fmt.Errorf("hugemem: group %q: the process that created it has exited: is its primary running? %w", m.opts.Prefix, ErrNoGroup)
+	}
+	return nil
 }
 
 func (c *sharedConfig) validate() error {

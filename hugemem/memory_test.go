@@ -159,7 +159,8 @@ func TestCreateRefusesALiveGroup(t *testing.T) {
 	o := testOptions(t, true)
 	newMemory(t, o)
 	_, err := Create(o)
-	require.ErrorContains(t, err, fmt.Sprintf("in use by a live process (pid %d)", os.Getpid()))
+	require.ErrorIs(t, err, ErrInUse)
+	require.ErrorContains(t, err, fmt.Sprintf("pid %d created it and is alive", os.Getpid()))
 }
 
 func TestAttachRefusesCorruptOrForeignConfig(t *testing.T) {
@@ -192,9 +193,17 @@ func TestAttachRefusesCorruptOrForeignConfig(t *testing.T) {
 }
 
 func TestAttachWithoutGroupIsNotFound(t *testing.T) {
-	_, err := Attach(testOptions(t, true))
-	require.ErrorIs(t, err, ErrNotFound)
+	o := testOptions(t, true)
+	_, err := Attach(o)
+	require.ErrorIs(t, err, ErrNoGroup)
 	require.ErrorContains(t, err, "is its primary running?")
+	entries, _ := os.ReadDir(o.RuntimeDir)
+	require.Empty(t, entries, "an attacher creates nothing")
+
+	m := newMemory(t, o)
+	m.Close()
+	_, err = Attach(o)
+	require.ErrorIs(t, err, ErrNoGroup, "after the creator closed")
 }
 
 func TestMemfdMemoryRefusesDMA(t *testing.T) {

@@ -240,3 +240,18 @@ func (m *Memory) lock() (unlock func(), err error) {
 	}
 	return unlock, nil
 }
+
+// WithLock runs fn holding the group's registry lock, for packages that keep
+// tables in memzones and need several steps to look atomic to every process
+// (the process table, for example). fn must not call Reserve, Lookup, Free or
+// WithLock of the same group. A process that dies inside fn does not wedge
+// the group, but fn's half-done update stays: write tables so that the
+// last store publishes.
+func (m *Memory) WithLock(fn func() error) error {
+	unlock, err := m.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return fn()
+}
