@@ -174,7 +174,10 @@ func TestAttachRefusesCorruptOrForeignConfig(t *testing.T) {
 		{"magic", func() { m.cfg.Magic = 1 }, "magic is 0x1"},
 		{"version", func() { m.cfg.Version = 99 }, "layout version is 99"},
 		{"segments", func() { m.cfg.NSegs = maxSegments + 1 }, "segment count 65"},
-		{"segment descriptor", func() { m.cfg.NSegs = 2; m.cfg.Segs[1] = segDesc{Off: 1 << 50, Len: 1, PageSize: 4096, Kind: kindMemfd} }, "segment 1 descriptor is corrupted"},
+		{"segment descriptor", func() {
+			m.cfg.NSegs = 2
+			m.cfg.Segs[1] = segDesc{Off: 1 << 50, Len: 1, PageSize: 4096, Kind: kindMemfd}
+		}, "segment 1 descriptor is corrupted"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -330,7 +333,6 @@ func TestHelperProcess(t *testing.T) {
 	m.Close()
 	os.Exit(0)
 }
-
 
 func TestNoHugetlbfsFallsBackToMemfd(t *testing.T) {
 	o := testOptions(t, false)

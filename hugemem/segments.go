@@ -223,4 +223,3 @@ func freeHugepages() string {
 	}
 	return "unknown"
 }
-
