@@ -69,9 +69,10 @@ type Memory struct {
 	reservation []byte         // the whole PROT_NONE reservation, for munmap
 	base        unsafe.Pointer // address of group offset 0
 
-	mu     sync.Mutex // orders this process's goroutines before the shared lock
-	mapped []mappedSegment
-	closed bool
+	mu      sync.Mutex // orders this process's goroutines before the shared lock
+	mapped  []mappedSegment
+	closed  bool
+	onClose []func()
 }
 
 type mappedSegment struct {
@@ -339,6 +340,13 @@ func (m *Memory) reserveAddressSpace() error {
 // removes the group's files. Any pointer into the memory is invalid after.
 func (m *Memory) Close() error {
 	m.mu.Lock()
+	hooks := m.onClose
+	m.onClose = nil
+	m.mu.Unlock()
+	for _, fn := range hooks {
+		fn()
+	}
+	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return nil
@@ -369,6 +377,18 @@ func (m *Memory) Close() error {
 		os.Remove(m.opts.RuntimeDir) // only succeeds once the directory is empty
 	}
 	return nil
+}
+
+// OnClose registers fn to run at the start of Close, while the memory is
+// still mapped: packages that keep process-local tables of objects in the
+// group (open pools, say) drop them there, so nothing outlives the mapping.
+func (m *Memory) OnClose(fn func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	m.onClose = append(m.onClose, fn)
 }
 
 // Prefix returns the group's file prefix.

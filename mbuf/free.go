@@ -1,0 +1,149 @@
+package mbuf
+
+import (
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/gopmd/gopmd/mempool"
+)
+
+// Free releases the packet m starts: each segment whose last reference
+// this is goes back to its own pool. c is the calling lcore's cache of any
+// pool (typically m's), or nil; each pool is given its cache for the same
+// lcore. The error reports segments that could not be returned: a pool
+// this process cannot open, or what a Debug pool refused (double free).
+// Freeing nil does nothing.
+func (m *Mbuf) Free(c *mempool.Cache) error {
+	if m == nil {
+		return nil
+	}
+	// Fast path: one segment of the pool c belongs to.
+	if c != nil && m.next == 0 {
+		if mp := c.Pool(); unsafe.Add(unsafe.Pointer(m), m.pool) == unsafe.Pointer(mp.Private()) {
+			if !prefree(m) {
+				return nil
+			}
+			if err := mp.Put(c, mp.Handle(unsafe.Pointer(m))); err != nil {
+				return fmt.Errorf("mbuf pool %q: %w", mp.Name(), err)
+			}
+			return nil
+		}
+	}
+	var f freer
+	f.c = c
+	f.packet(m)
+	return f.flush()
+}
+
+// FreeBulk frees every packet of ms, as Free. Consecutive segments of the
+// same pool go back in one bulk put.
+func FreeBulk(c *mempool.Cache, ms []*Mbuf) error {
+	var f freer
+	f.c = c
+	for _, m := range ms {
+		f.packet(m)
+	}
+	return f.flush()
+}
+
+// freeBatch is how many segments of one pool a freer puts at once.
+const freeBatch = 64
+
+// freer collects segments of one pool and puts them in bulk.
+type freer struct {
+	c     *mempool.Cache // the caller's
+	pool  *Pool          // pool of the pending segments, nil if it cannot be opened
+	key   unsafe.Pointer // pool's descriptor
+	base  uintptr        // address of group offset 0 in pool's mapping
+	cache *mempool.Cache // pool's cache for the caller's lcore
+	n     int
+	hs    [freeBatch]uint64
+	err   error
+}
+
+// packet frees the segments of the packet that starts at m. It stops
+// after MaxSegs segments, so a corrupted chain cannot keep it looping.
+func (f *freer) packet(m *Mbuf) {
+	for range MaxSegs {
+		if m == nil {
+			return
+		}
+		next := m.next
+		if prefree(m) {
+			key := unsafe.Add(unsafe.Pointer(m), m.pool)
+			if key != f.key || f.n == freeBatch {
+				f.switchPool(key)
+			}
+			if f.pool != nil {
+				f.hs[f.n] = uint64(uintptr(unsafe.Pointer(m)) - f.base)
+				f.n++
+			}
+		}
+		if next == 0 {
+			return
+		}
+		m = (*Mbuf)(unsafe.Add(unsafe.Pointer(m), next))
+	}
+}
+
+// prefree drops one reference to the segment m and reports whether it was
+// the last; then m is made ready for its pool: one unchained segment with
+// a reference count of 1, as free mbufs are.
+func prefree(m *Mbuf) bool {
+	if atomic.LoadUint32(&m.refcnt) != 1 {
+		if atomic.AddUint32(&m.refcnt, ^uint32(0)) != 0 {
+			return false
+		}
+		atomic.StoreUint32(&m.refcnt, 1)
+	}
+	if m.next != 0 {
+		m.next = 0
+		m.nbSegs = 1
+	}
+	return true
+}
+
+// switchPool puts the pending segments and makes the pool whose descriptor
+// is at key the one further segments go to.
+func (f *freer) switchPool(key unsafe.Pointer) {
+	f.flush()
+	if key == f.key {
+		return // the batch was full
+	}
+	f.key = key
+	f.pool = pools.find(key)
+	if f.pool == nil {
+		p, err := pools.open(key)
+		if err != nil {
+			f.fail(err)
+			return
+		}
+		f.pool = p
+	}
+	f.base = uintptr(f.pool.mem.Ptr(0))
+	f.cache = nil
+	if f.c != nil {
+		if f.c.Pool() == f.pool.mp {
+			f.cache = f.c
+		} else {
+			f.cache = f.pool.mp.Cache(f.c.Lcore())
+		}
+	}
+}
+
+func (f *freer) flush() error {
+	if f.n > 0 {
+		if err := f.pool.mp.PutBulk(f.cache, f.hs[:f.n]); err != nil {
+			f.fail(fmt.Errorf("mbuf pool %q: %w", f.pool.Name(), err))
+		}
+		f.n = 0
+	}
+	return f.err
+}
+
+func (f *freer) fail(err error) {
+	if f.err == nil {
+		f.err = err
+	}
+}

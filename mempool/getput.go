@@ -1,0 +1,213 @@
+package mempool
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// GetBulk fills objs with handles of free objects, now owned by the caller,
+// or fails with ErrEmpty and takes nothing. c is the calling lcore's cache
+// of p, or nil.
+func (p *Pool) GetBulk(c *Cache, objs []uint64) error {
+	if c != nil {
+		// Fast path: served by the cache alone.
+		if c.fast == p {
+			l, n := c.hdr.len, uint32(len(objs))
+			if n <= l && l <= c.nslots {
+				if n == 1 {
+					objs[0] = *c.slot(l - 1)
+				} else {
+					copy(objs, c.slots[l-n:l])
+				}
+				c.hdr.len = l - n
+				return nil
+			}
+		}
+	} else if !p.debug {
+		return p.dequeue(objs)
+	}
+	if p.debug {
+		return p.getDebug(c, objs)
+	}
+	return p.get(c, objs)
+}
+
+// PutBulk gives the objects back to the pool. c is the calling lcore's
+// cache of p, or nil. The error is not nil only when the pool refuses
+// objects: in a Debug pool, objects that are not allocated objects of the
+// pool; in any pool, more objects than it holds (a double free that
+// Debug would have caught).
+func (p *Pool) PutBulk(c *Cache, objs []uint64) error {
+	if c != nil {
+		// Fast path: the objects fit in the cache below its flush threshold.
+		if c.fast == p {
+			l, n := c.hdr.len, uint32(len(objs))
+			if l <= c.flush && n <= c.flush-l {
+				if n == 1 {
+					*c.slot(l) = objs[0]
+				} else {
+					copy(c.slots[l:], objs)
+				}
+				c.hdr.len = l + n
+				return nil
+			}
+		}
+	} else if !p.debug {
+		return p.enqueue(objs)
+	}
+	if p.debug {
+		return p.putDebug(c, objs)
+	}
+	return p.put(c, objs)
+}
+
+// slot returns slot i, which the caller has checked is within the cache,
+// without the bounds check of c.slots[i].
+func (c *Cache) slot(i uint32) *uint64 {
+	return (*uint64)(unsafe.Add(c.base, uintptr(i)*8))
+}
+
+// Get returns the handle of one free object, now owned by the caller.
+func (p *Pool) Get(c *Cache) (uint64, error) {
+	var o [1]uint64
+	err := p.GetBulk(c, o[:])
+	return o[0], err
+}
+
+// Put gives one object back to the pool, as PutBulk.
+func (p *Pool) Put(c *Cache, obj uint64) error {
+	o := [1]uint64{obj}
+	return p.PutBulk(c, o[:])
+}
+
+func (p *Pool) get(c *Cache, objs []uint64) error {
+	if c == nil {
+		return p.dequeue(objs)
+	}
+	if c.pool != p {
+		return p.foreignCache(c)
+	}
+	l := c.hdr.len
+	if l > c.nslots {
+		return fmt.Errorf("mempool %q: cache of lcore %d claims %d objects, it has %d slots: corrupted", p.name, c.lcore, l, c.nslots)
+	}
+	if n := uint32(len(objs)); n <= l {
+		copy(objs, c.slots[l-n:l])
+		c.hdr.len = l - n
+		return nil
+	}
+	return p.getRefill(c, objs)
+}
+
+// getRefill serves a get the cache cannot serve alone: it hands out the
+// whole cache, and takes the rest together with a fresh cache load from
+// the ring in one dequeue, or, when the ring cannot provide that much or
+// the request is bigger than the cache, just the rest.
+func (p *Pool) getRefill(c *Cache, objs []uint64) error {
+	l := c.hdr.len
+	copy(objs, c.slots[:l])
+	rest := objs[l:]
+	if missing := uint32(len(rest)); missing <= c.size {
+		load := c.size + missing
+		if p.dequeue(c.slots[:load]) == nil {
+			copy(rest, c.slots[c.size:load])
+			c.hdr.len = c.size
+			return nil
+		}
+	}
+	if err := p.dequeue(rest); err != nil {
+		return err // the cache is untouched: its l objects are still there
+	}
+	c.hdr.len = 0
+	return nil
+}
+
+func (p *Pool) put(c *Cache, objs []uint64) error {
+	n := uint32(len(objs))
+	if c == nil || n > c.flush {
+		if c != nil && c.pool != p {
+			return p.foreignCache(c)
+		}
+		return p.enqueue(objs)
+	}
+	if c.pool != p {
+		return p.foreignCache(c)
+	}
+	l := c.hdr.len
+	if l > c.flush {
+		return fmt.Errorf("mempool %q: cache of lcore %d claims %d objects, above its flush threshold %d: corrupted", p.name, c.lcore, l, c.flush)
+	}
+	copy(c.slots[l:], objs)
+	l += n
+	if l > c.flush {
+		err := p.enqueue(c.slots[c.size:l])
+		c.hdr.len = c.size
+		return err
+	}
+	c.hdr.len = l
+	return nil
+}
+
+// enqueue puts objs in the ring, which always has room for every object of
+// the pool: a full ring means objects were put twice.
+func (p *Pool) enqueue(objs []uint64) error {
+	var ok bool
+	switch {
+	case len(objs) == 0:
+		return nil
+	case len(objs) == 1 && p.spPut:
+		ok = p.r.SPEnqueue(objs[0])
+	case len(objs) == 1:
+		ok = p.r.MPEnqueue(objs[0])
+	case p.spPut:
+		ok = p.r.SPEnqueueBulk(objs) != 0
+	default:
+		ok = p.r.MPEnqueueBulk(objs) != 0
+	}
+	if ok {
+		return nil
+	}
+	return fmt.Errorf("mempool %q: ring has room for %d of the %d objects put: more objects came back than the pool holds (double free?); they are dropped",
+		p.name, p.r.FreeCount(), len(objs))
+}
+
+// dequeue fills objs from the ring, or fails with ErrEmpty and takes
+// nothing. It calls the ring's methods for the pool's mode directly, and
+// the single-entry ones for one object.
+func (p *Pool) dequeue(objs []uint64) error {
+	var ok bool
+	switch {
+	case len(objs) == 0:
+		return nil
+	case len(objs) == 1:
+		var obj uint64
+		if p.scGet {
+			obj, ok = p.r.SCDequeue()
+		} else {
+			obj, ok = p.r.MCDequeue()
+		}
+		if ok {
+			objs[0] = obj
+		}
+	case p.scGet:
+		ok = p.r.SCDequeueBulk(objs) != 0
+	default:
+		ok = p.r.MCDequeueBulk(objs) != 0
+	}
+	if !ok {
+		return ErrEmpty
+	}
+	return nil
+}
+
+func (p *Pool) foreignCache(c *Cache) error {
+	return fmt.Errorf("mempool %q: given the cache of lcore %d of pool %q", p.name, c.lcore, c.pool.name)
+}
+
+func (p *Pool) objHeader(obj uint64) *objHeader {
+	return (*objHeader)(unsafe.Add(p.mem.Ptr(obj), -debugHeaderSize))
+}
+
+func (p *Pool) trailer(obj uint64) *uint64 {
+	return (*uint64)(unsafe.Add(p.mem.Ptr(obj), alignUp(uint64(p.hdr.eltSize), trailerSize)))
+}
