@@ -1,0 +1,266 @@
+package ethdev_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gopmd/gopmd/ethdev"
+	"github.com/gopmd/gopmd/hugemem"
+	"github.com/gopmd/gopmd/mbuf"
+	"github.com/gopmd/gopmd/mp"
+	_ "github.com/gopmd/gopmd/pmd/ring"
+	"github.com/stretchr/testify/require"
+)
+
+var seq atomic.Int64
+
+func group(t *testing.T) hugemem.Options {
+	return hugemem.Options{Prefix: fmt.Sprintf("eth%d-%d", os.Getpid(), seq.Add(1)), NoHuge: true,
+		Limit: 128 << 20, SegmentSize: 32 << 20, RuntimeDir: t.TempDir()}
+}
+
+func primary(t *testing.T, g hugemem.Options) *mp.Process {
+	p, err := mp.Start(mp.Config{Type: mp.Primary, Memory: g, Lcores: []mp.Lcore{{ID: 0, CPUs: []int{0}}}})
+	require.NoError(t, err)
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// loopbackPort is a started net_ring port with n queue pairs and a pool.
+func loopbackPort(t *testing.T, proc *mp.Process, n int) (*ethdev.Port, *mbuf.Pool) {
+	port, err := ethdev.Create(proc, "net_ring0")
+	require.NoError(t, err)
+	t.Cleanup(func() { port.Close() })
+	pool, err := mbuf.CreatePool(proc.Mem, "pkts", mbuf.PoolConfig{N: 4095, CacheSize: 64})
+	require.NoError(t, err)
+	require.NoError(t, port.Configure(ethdev.Config{RxQueues: n, TxQueues: n}))
+	for q := range n {
+		require.NoError(t, port.SetupRxQueue(q, 512, pool))
+		require.NoError(t, port.SetupTxQueue(q, 512))
+	}
+	require.NoError(t, port.Start())
+	return port, pool
+}
+
+func TestLoopbackPortCarriesFramesIntactAndCountsThem(t *testing.T) {
+	proc := primary(t, group(t))
+	port, pool := loopbackPort(t, proc, 2)
+	cache := pool.Cache(0)
+	tx, err := port.TxQueue(1)
+	require.NoError(t, err)
+	rx, err := port.RxQueue(1)
+	require.NoError(t, err)
+
+	out := make([]*mbuf.Mbuf, 32)
+	require.NoError(t, pool.AllocBulk(cache, out))
+	for i, m := range out {
+		b, err := m.Append(64)
+		require.NoError(t, err)
+		for j := range b {
+			b[j] = byte(i + j)
+		}
+	}
+	require.Equal(t, 32, tx.TxBurst(out))
+	in := make([]*mbuf.Mbuf, 64)
+	require.Equal(t, 32, rx.RxBurst(in))
+	for i, m := range in[:32] {
+		require.Len(t, m.Data(), 64)
+		require.Equal(t, byte(i+5), m.Data()[5], "frame %d", i)
+	}
+	require.NoError(t, mbuf.FreeBulk(cache, in[:32]))
+
+	s := port.Stats()
+	require.Equal(t, uint64(32), s.TxPackets)
+	require.Equal(t, uint64(32), s.RxPackets)
+	require.Equal(t, uint64(32*64), s.RxBytes)
+	require.Equal(t, uint64(32), s.RxQueues[1].Packets)
+	require.Zero(t, s.RxQueues[0].Packets)
+	require.True(t, port.Link().Up)
+}
+
+func TestBurstsAllocateNothing(t *testing.T) {
+	proc := primary(t, group(t))
+	port, pool := loopbackPort(t, proc, 1)
+	cache := pool.Cache(0)
+	tx, _ := port.TxQueue(0)
+	rx, _ := port.RxQueue(0)
+	pkts := make([]*mbuf.Mbuf, 32)
+	allocs := testing.AllocsPerRun(1000, func() {
+		pool.AllocBulk(cache, pkts)
+		tx.TxBurst(pkts)
+		n := rx.RxBurst(pkts)
+		mbuf.FreeBulk(cache, pkts[:n])
+	})
+	require.Zero(t, allocs)
+}
+
+func TestBadPortRequestsAreClearErrors(t *testing.T) {
+	proc := primary(t, group(t))
+	_, err := ethdev.Create(proc, "net_nosuch0")
+	require.ErrorContains(t, err, `no driver "net_nosuch"`)
+	_, err = ethdev.Create(proc, "net_ring0,size=3")
+	require.ErrorContains(t, err, `size="3": want a power of two`)
+	_, err = ethdev.Create(proc, "net_ring0,colour=blue")
+	require.ErrorContains(t, err, `unknown argument "colour"`)
+
+	port, err := ethdev.Create(proc, "net_ring0")
+	require.NoError(t, err)
+	defer port.Close()
+	_, err = ethdev.Create(proc, "net_ring0")
+	require.ErrorContains(t, err, `a port named "net_ring0" already exists`)
+	require.ErrorContains(t, port.Configure(ethdev.Config{RxQueues: 0, TxQueues: 1}), "0 rx queues; the device takes 1 to 16")
+	require.ErrorContains(t, port.Configure(ethdev.Config{RxQueues: 17, TxQueues: 17}), "17 rx queues")
+	require.ErrorContains(t, port.Start(), "configure it first")
+	require.NoError(t, port.Configure(ethdev.Config{RxQueues: 1, TxQueues: 1}))
+	require.ErrorContains(t, port.SetupRxQueue(3, 512, nil), "rx queue 3 does not exist; the port has 1")
+	require.ErrorContains(t, port.SetupRxQueue(0, 512, nil), "needs a packet pool")
+	_, err = port.RxQueue(0)
+	require.ErrorContains(t, err, "the port is not started")
+	_, err = ethdev.Attach(proc, "net_ring7")
+	require.ErrorIs(t, err, hugemem.ErrNotFound)
+}
+
+// The multi-process tests run secondaries as real processes: this binary
+// again, with GOPMD_ETH_CHILD describing what to do.
+type childSpec struct {
+	Mem   hugemem.Options
+	Lcore int
+	Port  string
+	RxQ   int
+}
+
+func TestMain(m *testing.M) {
+	if js := os.Getenv("GOPMD_ETH_CHILD"); js != "" {
+		var spec childSpec
+		json.Unmarshal([]byte(js), &spec)
+		os.Exit(runChild(spec))
+	}
+	os.Exit(m.Run())
+}
+
+// runChild attaches as a secondary, claims an rx queue, echoes what it
+// receives back on the same queue's tx side, and waits for stdin to close.
+func runChild(spec childSpec) int {
+	proc, err := mp.Start(mp.Config{Type: mp.Secondary, Memory: spec.Mem, Lcores: []mp.Lcore{{ID: spec.Lcore, CPUs: []int{1}}}})
+	if err != nil {
+		fmt.Println("error:", err)
+		return 2
+	}
+	defer proc.Close()
+	port, err := ethdev.Attach(proc, spec.Port)
+	if err != nil {
+		fmt.Println("error:", err)
+		return 2
+	}
+	rx, err := port.RxQueue(spec.RxQ)
+	if err != nil {
+		fmt.Println("error:", err)
+		return 2
+	}
+	fmt.Println("polling")
+	pkts := make([]*mbuf.Mbuf, 32)
+	stop := make(chan struct{})
+	go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
+	for {
+		select {
+		case <-stop:
+			return 0
+		default:
+		}
+		n := rx.RxBurst(pkts)
+		for _, m := range pkts[:n] {
+			fmt.Printf("got %s\n", m.Data())
+		}
+		if n == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+func startChild(t *testing.T, spec childSpec) (*exec.Cmd, io.WriteCloser, <-chan string) {
+	js, _ := json.Marshal(spec)
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "GOPMD_ETH_CHILD="+string(js))
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	require.NoError(t, cmd.Start())
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			t.Logf("[child %d] %s", cmd.Process.Pid, sc.Text())
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, in, lines
+}
+
+func expect(t *testing.T, lines <-chan string, prefix string) string {
+	t.Helper()
+	for {
+		select {
+		case l, ok := <-lines:
+			require.True(t, ok, "child exited before %q", prefix)
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %q within 10 s", prefix)
+		}
+	}
+}
+
+func TestSecondaryPollsItsQueueAndTheClaimIsExclusiveUntilItDies(t *testing.T) {
+	g := group(t)
+	proc := primary(t, g)
+	port, pool := loopbackPort(t, proc, 2)
+	cache := pool.Cache(0)
+
+	child, _, lines := startChild(t, childSpec{Mem: g, Lcore: 1, Port: "net_ring0", RxQ: 1})
+	expect(t, lines, "polling")
+
+	_, err := port.RxQueue(1)
+	require.ErrorIs(t, err, ethdev.ErrQueueTaken)
+	require.ErrorContains(t, err, fmt.Sprintf("rx queue 1 is polled by pid %d", child.Process.Pid))
+
+	tx, err := port.TxQueue(1)
+	require.NoError(t, err)
+	m, err := pool.Alloc(cache)
+	require.NoError(t, err)
+	b, _ := m.Append(5)
+	copy(b, "hello")
+	require.Equal(t, 1, tx.TxBurst([]*mbuf.Mbuf{m}))
+	expect(t, lines, "got hello")
+	require.Equal(t, uint64(1), port.Stats().RxQueues[1].Packets, "the secondary's polling shows in the primary's stats")
+
+	child.Process.Kill()
+	child.Wait()
+	_, err = port.RxQueue(1)
+	require.NoError(t, err, "a dead poller's claim is reclaimed")
+	require.True(t, port.Started(), "the port keeps running after the secondary died")
+}
+
+func TestSecondaryCannotCreateOrChangePorts(t *testing.T) {
+	g := group(t)
+	proc := primary(t, g)
+	loopbackPort(t, proc, 1)
+	sec, err := mp.Start(mp.Config{Type: mp.Secondary, Memory: g, Lcores: []mp.Lcore{{ID: 1, CPUs: []int{1}}}})
+	require.NoError(t, err)
+	defer sec.Close()
+	_, err = ethdev.Create(sec, "net_ring1")
+	require.ErrorContains(t, err, "only the primary creates ports")
+	port, err := ethdev.Attach(sec, "net_ring0")
+	require.NoError(t, err)
+	require.ErrorContains(t, port.Stop(), "only the primary may change the device")
+	require.ErrorContains(t, port.SetPromiscuous(true), "only the primary")
+}
