@@ -5,7 +5,7 @@
 set -euo pipefail
 
 HUGEPAGES=${GOPMD_HUGEPAGES:-1024}   # 2 MiB pages: 2 GiB for the group tests and the DPDK side
-PACKAGES=(dpdk dpdk-dev libdpdk-dev pkg-config gcc make)
+PACKAGES=(dpdk dpdk-dev libdpdk-dev pkg-config gcc make qemu-system-x86 linux-image-amd64 busybox-static xz-utils)
 
 if [ "$(id -u)" != 0 ]; then
 	echo "setup: not root: skipping package install and hugepage reservation" >&2

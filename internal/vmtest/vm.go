@@ -1,0 +1,276 @@
+package vmtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gopmd/gopmd/internal/testenv"
+)
+
+// Result is what a finished VM run produced.
+type Result struct {
+	// ExitStatus is the guest program's exit status.
+	ExitStatus int
+	// Output is what the guest printed after its init started (program
+	// output and kernel warnings), one line each, markers left out.
+	Output []string
+	// Console is the whole serial console, boot messages included.
+	Console []string
+	// Boot is the time from starting QEMU to the guest's /init running;
+	// Total the time to QEMU's exit.
+	Boot, Total time.Duration
+}
+
+// VM is a running QEMU guest started by Start. Wait collects its Result;
+// the test's cleanup kills QEMU if it still runs.
+type VM struct {
+	t       testing.TB
+	nonce   string
+	timeout time.Duration
+	cancel  context.CancelFunc
+	ctx     context.Context
+	start   time.Time
+	done    chan struct{} // closed once QEMU exited and its output is read
+
+	mu          sync.Mutex
+	console     []string
+	output      []string
+	bootAt      time.Duration
+	exitStatus  int
+	exited      bool // exit marker seen
+	setupFailed string
+	qemuErr     error
+	stderr      bytes.Buffer
+	total       time.Duration
+	waited      bool
+	result      Result
+}
+
+// Run boots a VM with cfg, waits for the guest program to finish and
+// returns its Result. Set-up problems fail t, and a missing QEMU, kernel
+// or busybox skips it (fails it under CI=true).
+func Run(t testing.TB, cfg Config) Result {
+	t.Helper()
+	return Start(t, cfg).Wait()
+}
+
+// Start boots a VM with cfg and returns while the guest runs, for tests
+// that talk to it from the host (over a NIC backend) meanwhile.
+func Start(t testing.TB, cfg Config) *VM {
+	t.Helper()
+	if err := cfg.validate(); err != nil {
+		t.Fatalf("vmtest: %v", err)
+	}
+	qemu := testenv.RequireCommand(t, qemuBinary)
+	k, err := findKernel(cfg.Kernel)
+	if errors.Is(err, errNoKernel) {
+		testenv.Missing(t, "%v", err)
+	}
+	if err != nil {
+		t.Fatalf("vmtest: %v", err)
+	}
+	busybox, err := findBusybox()
+	if err != nil {
+		testenv.Missing(t, "%v", err)
+	}
+	if err := checkStatic(cfg.Binary); err != nil {
+		t.Fatalf("vmtest: guest program %s: %v; build it with BuildTest or BuildMain (CGO_ENABLED=0)", cfg.Binary, err)
+	}
+
+	prepared := time.Now()
+	dir := t.TempDir()
+	initrd := filepath.Join(dir, "initramfs.cpio")
+	nonce := newNonce()
+	if err := writeInitramfs(initrd, &cfg, k, busybox, nonce); err != nil {
+		t.Fatalf("vmtest: initramfs: %v", err)
+	}
+	kernelArg, extra := k.image, []*os.File(nil)
+	if f, err := pvhKernel(k.image); err == nil {
+		kernelArg, extra = "/proc/self/fd/3", []*os.File{f}
+	} else {
+		t.Logf("vmtest: booting the bzImage (about 3 s slower): no PVH boot: %v", err)
+	}
+	args, err := qemuArgs(&cfg, kernelArg, initrd)
+	if err != nil {
+		t.Fatalf("vmtest: %v", err)
+	}
+
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = defaultTimeout
+	}
+	if dt, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if d, ok := dt.Deadline(); ok {
+			// Leave the test binary time to report instead of panicking.
+			if left := time.Until(d) - 10*time.Second; left < timeout {
+				timeout = max(left, time.Second)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	cmd := exec.CommandContext(ctx, qemu, args...)
+	cmd.ExtraFiles = extra
+	cmd.WaitDelay = 5 * time.Second
+	// QEMU must not outlive a test binary killed by go test's -timeout.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		t.Fatalf("vmtest: %v", err)
+	}
+	vm := &VM{t: t, nonce: nonce, timeout: timeout, cancel: cancel, ctx: ctx, done: make(chan struct{})}
+	cmd.Stderr = &lockedWriter{mu: &vm.mu, w: &vm.stderr}
+	t.Logf("vmtest: kernel and initramfs ready in %v; %s %s", time.Since(prepared).Round(time.Millisecond), qemu, strings.Join(args, " "))
+	vm.start = time.Now()
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("vmtest: starting QEMU: %v", err)
+	}
+	go vm.readConsole(stdout, cmd)
+	t.Cleanup(func() {
+		vm.cancel()
+		<-vm.done
+	})
+	return vm
+}
+
+// writeInitramfs writes the cached base archive (busybox, modules) and the
+// per-VM archive (init, program, files) back to back into path.
+func writeInitramfs(path string, cfg *Config, k kernel, busybox, nonce string) error {
+	mt, err := readModuleTree(k.modDir)
+	if err != nil {
+		return err
+	}
+	order, err := mt.loadOrder(cfg.modules())
+	if err != nil {
+		return err
+	}
+	base, err := baseArchive(mt, order, busybox)
+	if err != nil {
+		return err
+	}
+	own, err := vmArchive(cfg.Binary, initScript(nonce, cfg, order, cfg.vfioDevices()), cfg.Files)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(base[:len(base):len(base)], own...), 0o644)
+}
+
+func newNonce() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return "vmtest-" + hex.EncodeToString(b)
+}
+
+// readConsole logs the serial console line by line and parses the markers.
+func (vm *VM) readConsole(stdout io.Reader, cmd *exec.Cmd) {
+	defer close(vm.done)
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		at := time.Since(vm.start)
+		vm.t.Logf("vm %6.2fs| %s", at.Seconds(), line)
+		vm.mu.Lock()
+		vm.console = append(vm.console, line)
+		switch rest, isMarker := strings.CutPrefix(line, vm.nonce+" "); {
+		case !isMarker:
+			if vm.bootAt != 0 {
+				vm.output = append(vm.output, line)
+			}
+		case rest == "init":
+			vm.bootAt = at
+		case strings.HasPrefix(rest, "setup-failed "):
+			vm.setupFailed = strings.TrimPrefix(rest, "setup-failed ")
+		case strings.HasPrefix(rest, "exit "):
+			if n, err := strconv.Atoi(strings.TrimPrefix(rest, "exit ")); err == nil {
+				vm.exitStatus, vm.exited = n, true
+			}
+		}
+		vm.mu.Unlock()
+	}
+	if err := sc.Err(); err != nil {
+		vm.t.Logf("vmtest: console reading stopped: %v; discarding the rest", err)
+		io.Copy(io.Discard, stdout) // QEMU must not block on a full pipe
+	}
+	err := cmd.Wait()
+	vm.mu.Lock()
+	vm.qemuErr = err
+	vm.total = time.Since(vm.start)
+	vm.mu.Unlock()
+}
+
+// Wait waits for the guest to power off and returns the Result. It fails
+// the test when the VM timed out, the guest set-up failed, or QEMU ended
+// without the program's exit status; the message carries the console's
+// tail. Call it from the test's goroutine.
+func (vm *VM) Wait() Result {
+	vm.t.Helper()
+	<-vm.done
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if vm.waited {
+		return vm.result
+	}
+	vm.waited = true
+	timedOut := errors.Is(vm.ctx.Err(), context.DeadlineExceeded)
+	vm.cancel()
+	switch {
+	case vm.setupFailed != "":
+		vm.t.Fatalf("vmtest: guest set-up failed: %s\n%s", vm.setupFailed, vm.tail())
+	case timedOut:
+		vm.t.Fatalf("vmtest: VM still running after %v (Config.Timeout), QEMU killed\n%s", vm.timeout, vm.tail())
+	case !vm.exited:
+		vm.t.Fatalf("vmtest: QEMU ended (%v) without the guest program's exit status\n%s", vm.qemuErr, vm.tail())
+	}
+	vm.result = Result{
+		ExitStatus: vm.exitStatus,
+		Output:     vm.output,
+		Console:    vm.console,
+		Boot:       vm.bootAt,
+		Total:      vm.total,
+	}
+	if s := strings.TrimSpace(vm.stderr.String()); s != "" {
+		vm.t.Logf("vmtest: QEMU stderr:\n%s", s)
+	}
+	vm.t.Logf("vmtest: guest program exited %d; boot %v, total %v", vm.exitStatus, vm.bootAt.Round(time.Millisecond), vm.total.Round(time.Millisecond))
+	return vm.result
+}
+
+// tail returns the last console lines and QEMU's stderr for a failure.
+func (vm *VM) tail() string {
+	const n = 30
+	lines := vm.console[max(0, len(vm.console)-n):]
+	var b strings.Builder
+	fmt.Fprintf(&b, "--- last %d of %d console lines:\n%s\n", len(lines), len(vm.console), strings.Join(lines, "\n"))
+	if s := strings.TrimSpace(vm.stderr.String()); s != "" {
+		fmt.Fprintf(&b, "--- QEMU stderr:\n%s\n", s)
+	}
+	return b.String()
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
