@@ -365,6 +365,13 @@ type Link struct {
 	Mbps uint32
 }
 
+func (l Link) String() string {
+	if !l.Up {
+		return "down"
+	}
+	return fmt.Sprintf("up %d Mbps", l.Mbps)
+}
+
 // Link returns the link state the primary's driver last recorded.
 func (p *Port) Link() Link {
 	return Link{Up: atomic.LoadUint32(&p.sh.LinkUp) != 0, Mbps: atomic.LoadUint32(&p.sh.LinkMbps)}
