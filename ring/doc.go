@@ -30,8 +30,18 @@
 //
 // A Bulk operation moves all of its slice or nothing and returns len(objs)
 // or 0. A Burst operation moves as many as it can and returns how many.
-// Enqueue and Dequeue move one entry. None of them allocates or makes a
-// system call.
+// Enqueue and Dequeue move one entry. None of them allocates, locks or
+// makes a system call.
+//
+// # Implementation
+//
+// On amd64 the operations are written in assembly, where a plain MOV is
+// already a release store and no call to memmove is needed. Other
+// architectures, and builds with the race detector (which cannot see into
+// assembly), run the same protocol written in Go with sync/atomic. A
+// multi-producer or multi-consumer call that waits for an earlier claim
+// spins briefly in assembly, then waits in Go, where the goroutine can be
+// preempted.
 //
 // # Size
 //
@@ -44,9 +54,9 @@
 //
 // Create reserves a memzone named "RG_"+name in the group's memory and
 // initialises the ring there; Lookup finds it from any process of the group.
-// Each call returns a *Ring handle that belongs to the calling process only.
-// The ring lives until one process calls Free, which every process must have
-// stopped using it by; handles need no closing. A ring embedded in a
-// bigger reservation (InitAt, AttachAt) belongs to the owner of that memory,
-// which frees it with the rest.
+// Each call returns a *Ring handle that belongs to the calling process only;
+// handles need no closing. The ring lives until one process calls Free on
+// its handle, by which time every process must have stopped using the ring.
+// A ring embedded in a bigger reservation (InitAt, AttachAt) belongs to the
+// owner of that memory, which frees it with the rest.
 package ring

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"math/bits"
+	"strings"
 	"sync/atomic"
 	"unsafe"
 )
 
-// Flags choose a ring's default sync modes and how its count is read.
+// Flags choose a ring's default sync modes and how its count sizes it.
 type Flags uint32
 
 const (
@@ -51,7 +52,8 @@ func (f Flags) String() string {
 // Ring is this process's handle on a ring in shared memory. It holds
 // only process-local things: where the ring is mapped here, and copies of
 // the header's constant fields so the fast path never reads the shared
-// header line.
+// header line. Any number of goroutines may use one handle at once, in the
+// sync modes their calls allow; Free must not overlap other calls.
 type Ring struct {
 	hdr      *header
 	slots    []uint64 // all of the ring's slots, mapped in this process
@@ -84,11 +86,8 @@ func geometry(count uint32, flags Flags) (size, capacity uint32, err error) {
 		}
 		return size, count, nil
 	}
-	if count < 2 || count&(count-1) != 0 {
+	if count < 2 || count&(count-1) != 0 { // a power of two up to sizeMask is at most maxSize
 		return 0, 0, fmt.Errorf("ring count %d: must be a power of two >= 2 (or use ExactSize for any count >= 1)", count)
-	}
-	if count > maxSize {
-		return 0, 0, fmt.Errorf("ring count %d: must be at most %d slots", count, maxSize)
 	}
 	return count, count - 1, nil
 }
@@ -109,7 +108,7 @@ func checkName(name string, max int) error {
 		return fmt.Errorf("ring name is empty")
 	case len(name) > max:
 		return fmt.Errorf("ring name %q is %d bytes; at most %d are allowed", name, len(name), max)
-	case bytes.IndexByte([]byte(name), 0) >= 0:
+	case strings.IndexByte(name, 0) >= 0:
 		return fmt.Errorf("ring name %q contains a NUL byte", name)
 	}
 	return nil

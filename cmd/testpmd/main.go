@@ -144,4 +144,3 @@ func run(args []string, out io.Writer) int {
 func portName(p *ethdev.Port) string {
 	return fmt.Sprintf("port %d (%s)", p.ID, p.Name())
 }
-
