@@ -128,3 +128,19 @@ func driverFor(devName string) (string, Driver, error) {
 	}
 	return name, d, nil
 }
+
+// LcoreBinder is implemented by queues that allocate or free mbufs and can
+// do it through the polling lcore's mempool cache. Go has no thread-local
+// lcore id, so the application says which lcore polls a queue.
+type LcoreBinder interface {
+	BindLcore(lcore int)
+}
+
+// BindLcore tells queue q (an RxQueue or TxQueue) that lcore polls it, so
+// it may use that lcore's mempool caches; queues without caches ignore it.
+// Call it from the process that claimed the queue, before polling.
+func BindLcore(q any, lcore int) {
+	if b, ok := q.(LcoreBinder); ok {
+		b.BindLcore(lcore)
+	}
+}
