@@ -12,16 +12,6 @@ const (
 
 	cacheLine = 64
 
-	// NameLen is the longest ring name InitAt accepts, in bytes. Create and
-	// Lookup allow MaxNameLen bytes, because the memzone name carries
-	// the "RG_" prefix within hugemem's 31-byte limit.
-	NameLen = 31
-
-	// MaxNameLen is the longest name Create and Lookup accept.
-	MaxNameLen = 31 - len(zonePrefix)
-
-	zonePrefix = "RG_"
-
 	// maxSize is the largest slot count, a power of two that fits the 31-bit
 	// index space DPDK uses (RTE_RING_SZ_MASK = 1<<31 - 1).
 	maxSize  = 1 << 30

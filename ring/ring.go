@@ -7,7 +7,20 @@ import (
 	"strings"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/gopmd/gopmd/hugemem"
 )
+
+// Name lengths, in bytes.
+const (
+	// NameLen is the longest ring name InitAt accepts.
+	NameLen = 31
+	// MaxNameLen is the longest name Create and Lookup accept: the memzone
+	// name, "RG_" and the ring name, must fit hugemem's 31 bytes.
+	MaxNameLen = hugemem.NameLen - len(zonePrefix)
+)
+
+const zonePrefix = "RG_"
 
 // Flags choose a ring's default sync modes and how its count sizes it.
 type Flags uint32
