@@ -54,6 +54,7 @@ func (p *Process) startIPC() error {
 			return nil
 		})
 	}
+	p.registerSegmentFDs()
 	ep.Register(actionEvent, func(c *ipc.Call) error {
 		name, data, ok := decodeEvent(c.Payload)
 		if !ok {

@@ -13,6 +13,7 @@ import (
 	"github.com/gopmd/gopmd/mempool"
 	"github.com/gopmd/gopmd/ring"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -171,4 +172,104 @@ func ringAvail(p *mempool.Pool) uint32 {
 		total -= uint32(p.Cache(id).Len())
 	}
 	return total
+}
+
+func init() {
+	// creator makes zones and rings of its own while others do the same,
+	// then checks it sees everyone's.
+	childRoles["creator"] = func(p *Process, args []string) int {
+		me, peers := args[0], args[1:]
+		for i := range 20 {
+			if _, err := ring.Create(p.Mem, fmt.Sprintf("r-%s-%d", me, i), 64, 0); err != nil {
+				fmt.Println("error:", err)
+				return 1
+			}
+		}
+		fmt.Println("created")
+		deadline := time.Now().Add(10 * time.Second)
+		for _, peer := range peers {
+			for i := range 20 {
+				for {
+					if _, err := ring.Lookup(p.Mem, fmt.Sprintf("r-%s-%d", peer, i)); err == nil {
+						break
+					}
+					if time.Now().After(deadline) {
+						fmt.Printf("error: ring r-%s-%d never appeared\n", peer, i)
+						return 1
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}
+		fmt.Println("saw all")
+		return 0
+	}
+	// segment-fds asks the primary for the segment fds and checks they are
+	// the same files it mapped.
+	childRoles["segment-fds"] = func(p *Process, args []string) int {
+		at, _ := strconv.ParseUint(args[0], 0, 64)
+		segs, err := p.SegmentFDs()
+		if err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		for _, s := range segs {
+			if at < s.Off || at >= s.Off+s.Len {
+				unix.Close(s.FD)
+				continue
+			}
+			b, err := unix.Mmap(s.FD, 0, int(s.Len), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+			if err != nil {
+				fmt.Println("error:", err)
+				return 1
+			}
+			fmt.Printf("segment %#x word at %#x is %#x\n", s.Off, at, *(*uint64)(unsafe.Pointer(&b[at-s.Off])))
+			unix.Munmap(b)
+			unix.Close(s.FD)
+		}
+		return 0
+	}
+}
+
+func TestSecondariesCreateObjectsConcurrentlyAndEveryoneSeesThem(t *testing.T) {
+	g := testGroup(t)
+	p, err := Start(Config{Type: Primary, Memory: g, Lcores: lcore(0, 0)})
+	require.NoError(t, err)
+	defer p.Close()
+	names := []string{"a", "b", "c"}
+	var kids []*child
+	for i, n := range names {
+		var peers []string
+		for _, o := range names {
+			if o != n {
+				peers = append(peers, o)
+			}
+		}
+		kids = append(kids, startChild(t, childSpec{Role: "creator", Type: Secondary, Mem: g, Lcores: lcore(i+1, 1), Args: append([]string{n}, peers...)}))
+	}
+	for _, k := range kids {
+		k.expect("saw all")
+		require.NoError(t, k.wait())
+	}
+	for _, n := range names {
+		for i := range 20 {
+			_, err := ring.Lookup(p.Mem, fmt.Sprintf("r-%s-%d", n, i))
+			require.NoError(t, err, "the primary sees what secondaries created")
+		}
+	}
+}
+
+func TestSecondaryObtainsSegmentFDsFromThePrimary(t *testing.T) {
+	g := testGroup(t)
+	p, err := Start(Config{Type: Primary, Memory: g, Lcores: lcore(0, 0)})
+	require.NoError(t, err)
+	defer p.Close()
+	seg := p.Mem.Segments()[0]
+	z, err := p.Mem.Reserve("probe", 64, 0)
+	require.NoError(t, err)
+	*(*uint64)(z.Ptr()) = 0x5eed
+	s := startChild(t, childSpec{Role: "segment-fds", Type: Secondary, Mem: g, Lcores: lcore(1, 1), Args: []string{fmt.Sprint(z.Off)}})
+	line := s.expect("segment ")
+	require.Equal(t, fmt.Sprintf("segment %#x word at %#x is 0x5eed", seg.Off, z.Off), line)
+	require.NoError(t, s.wait())
 }
