@@ -2,28 +2,32 @@ package eal
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
-	"sync/atomic"
 
 	"github.com/gopmd/gopmd/hugemem"
 	"github.com/gopmd/gopmd/mp"
-	"github.com/gopmd/gopmd/timer"
+	"github.com/gopmd/gopmd/timer/clock"
 )
 
 // Env is a started gopmd process: its options, its membership of the group
-// (shared memory, process table) and its lcores.
+// (shared memory, process table), its clock and its lcores.
 type Env struct {
 	Options  Options
 	Proc     *mp.Process
 	Mem      *hugemem.Memory
 	Launcher *Launcher
+	// Clock is what the process measures time with, chosen by --timer
+	// under the group's rule for HPET comparators (see package clock).
+	Clock *clock.Clock
+
+	releaseClock func() error
 }
 
 // Init is what a gopmd program calls first, like rte_eal_init: it parses the
 // EAL options in args (os.Args[1:]), sets the log level, joins or creates
-// the group named by --file-prefix as --proc-type says, and starts the
-// worker lcores. It returns the application's own arguments. Close undoes it.
+// the group named by --file-prefix as --proc-type says, selects the clock
+// as --timer says, and starts the worker lcores. It returns the
+// application's own arguments. Close undoes it.
 func Init(args []string) (*Env, []string, error) {
 	o, rest, err := ParseArgs(args)
 	if err != nil {
@@ -52,16 +56,18 @@ func Start(o Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := shareTSCHz(proc); err != nil {
+	clk, release, err := clock.Select(proc.Mem, o.Timer)
+	if err != nil {
 		proc.Close()
 		return nil, err
 	}
 	l, err := NewLauncher(o.Lcores, o.MainLcore)
 	if err != nil {
+		release()
 		proc.Close()
 		return nil, err
 	}
-	return &Env{Options: o, Proc: proc, Mem: proc.Mem, Launcher: l}, nil
+	return &Env{Options: o, Proc: proc, Mem: proc.Mem, Launcher: l, Clock: clk, releaseClock: release}, nil
 }
 
 // MemOptions translates the memory options for hugemem.
@@ -78,33 +84,14 @@ func (o Options) MemOptions() hugemem.Options {
 	return m
 }
 
-// Close stops the worker lcores and leaves the group.
+// Close stops the worker lcores, gives back the clock's HPET comparator if
+// it holds one, and leaves the group.
 func (e *Env) Close() error {
-	return errors.Join(e.Launcher.Close(), e.Proc.Close())
-}
-
-// tscZone holds the TSC frequency the primary measured, so secondaries use
-// the same figure without calibrating again.
-const tscZone = "eal_tsc"
-
-func shareTSCHz(p *mp.Process) error {
-	if p.Type() == mp.Primary {
-		z, err := p.Mem.Reserve(tscZone, 64, 0)
-		if err != nil {
-			return fmt.Errorf("eal: record TSC frequency: %w", err)
-		}
-		atomic.StoreUint64((*uint64)(z.Ptr()), timer.Hz())
-		return nil
+	err := e.Launcher.Close()
+	if e.releaseClock != nil {
+		err = errors.Join(err, e.releaseClock())
 	}
-	z, err := p.Mem.Lookup(tscZone)
-	if err != nil {
-		return fmt.Errorf("eal: the primary's TSC frequency: %w", err)
-	}
-	hz := atomic.LoadUint64((*uint64)(z.Ptr()))
-	if err := timer.SetHz(hz); err != nil && timer.Hz() != hz {
-		return fmt.Errorf("eal: adopt the primary's TSC frequency %d Hz: %w", hz, err)
-	}
-	return nil
+	return errors.Join(err, e.Proc.Close())
 }
 
 func (l LogLevel) slogLevel() slog.Level {

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/gopmd/gopmd/timer/clock"
 )
 
 // MaxLcores is the number of lcore IDs: IDs run from 0 to MaxLcores-1
@@ -138,6 +140,11 @@ type Options struct {
 	IOVAMode IOVAMode // --iova-mode; IOVADefault if not given
 
 	LogLevel LogLevel // --log-level; default LogInfo
+
+	// Timer is the clock to measure time with (--timer): clock.ModeTSC
+	// (default), clock.ModeAuto (the HPET if one of its comparators is
+	// free, else the TSC) or clock.ModeHPET (the HPET or fail).
+	Timer clock.Mode
 }
 
 // MemLimit returns the bytes the group may reserve according to -m or the
@@ -174,6 +181,9 @@ const Usage = `EAL options (application options follow "--"):
   --iova-mode va|pa       addresses given to devices for DMA
   --log-level LEVEL       emergency, alert, critical, error, warning, notice,
                           info (default) or debug, or 1-8
+  --timer auto|tsc|hpet   clock to measure time with: tsc (default); hpet, which
+                          needs a free HPET comparator; auto, the HPET if one is
+                          free, else the TSC
   -h, --help              show this text
 PCI addresses are DDDD:BB:DD.F or BB:DD.F (domain 0000).
 `
@@ -228,6 +238,7 @@ var longOpts = map[string]optSpec{
 	"huge-dir":    {name: "--huge-dir", canonical: "huge-dir"},
 	"iova-mode":   {name: "--iova-mode", canonical: "iova-mode"},
 	"log-level":   {name: "--log-level", canonical: "log-level"},
+	"timer":       {name: "--timer", canonical: "timer"},
 	"no-huge":     {name: "--no-huge", canonical: "no-huge", kind: isFlag},
 	"no-pci":      {name: "--no-pci", canonical: "no-pci", kind: isFlag},
 	"help":        {name: "--help", canonical: "help", kind: isFlag},
@@ -417,6 +428,12 @@ func (p *parser) apply(spec optSpec, v string) error {
 			return err
 		}
 		o.LogLevel = l
+	case "timer":
+		m, err := clock.ParseMode(v)
+		if err != nil {
+			return fmt.Errorf("eal: --timer %q: want auto, tsc or hpet", v)
+		}
+		o.Timer = m
 	case "help":
 	default:
 		return fmt.Errorf("eal: internal error: option %s has no handler", spec.name)

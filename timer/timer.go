@@ -2,15 +2,21 @@
 //
 // Cycles returns the raw counter; Hz says how many cycles make a second.
 // Packet-path code measures with Cycles because it costs a few nanoseconds and
-// never enters the kernel. The HPET source and the timer lists come later.
+// never enters the kernel.
+//
+// OpenHPET gives access to the other hardware clock, the HPET, through
+// /dev/hpet; each open holds one of its scarce comparators. Which of the two
+// a process measures time with, under the group's rule for sharing the HPET,
+// is decided by package timer/clock; package timer/timerlist runs timers on
+// lcores.
 //
 // The frequency is found once per process, at the first call of Hz or Source:
 // from CPUID leaf 0x15 when the CPU states its crystal frequency, else from
 // the hypervisor leaf 0x40000010 when the hypervisor offers it, else by
-// counting cycles against CLOCK_MONOTONIC_RAW for about 100 ms. A secondary
-// process that has the primary's recorded value calls SetHz before anything
-// calls Hz, so that both processes convert cycles to time the same way and the
-// secondary does not spend 100 ms calibrating.
+// counting cycles against CLOCK_MONOTONIC_RAW for about 100 ms. A process
+// joining a group adopts the value the group recorded with SetHz before
+// anything calls Hz (clock.Select does this), so that all processes convert
+// cycles to time the same way and only the first spends 100 ms calibrating.
 //
 // On amd64 the counter is the TSC (RDTSC). On other architectures Cycles
 // returns CLOCK_MONOTONIC_RAW in nanoseconds and Hz is 1e9, so code written

@@ -1,0 +1,307 @@
+package timerlist
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gopmd/gopmd/hugemem"
+	"github.com/gopmd/gopmd/timer/clock"
+	"github.com/stretchr/testify/require"
+)
+
+var groupSeq atomic.Int64
+
+func testGroup(t testing.TB) hugemem.Options {
+	return hugemem.Options{
+		Prefix:      fmt.Sprintf("tl%d-%d", os.Getpid(), groupSeq.Add(1)),
+		NoHuge:      true,
+		Limit:       256 << 20,
+		SegmentSize: 32 << 20,
+		RuntimeDir:  t.TempDir(),
+	}
+}
+
+// open creates a group and its timer lists with n timers, on the TSC.
+func open(t testing.TB, n int) (*Lists, hugemem.Options) {
+	t.Helper()
+	o := testGroup(t)
+	mem, err := hugemem.Create(o)
+	require.NoError(t, err)
+	t.Cleanup(func() { mem.Close() })
+	clk, release, err := clock.Select(mem, clock.ModeTSC)
+	require.NoError(t, err)
+	t.Cleanup(func() { release() })
+	l, err := Open(mem, clk, Config{Timers: n})
+	require.NoError(t, err)
+	return l, o
+}
+
+// fakeTime makes l's clock stand still until the test moves it.
+func fakeTime(l *Lists, start int64) *atomic.Int64 {
+	var now atomic.Int64
+	now.Store(start)
+	l.nowFn = now.Load
+	return &now
+}
+
+func lcore(t testing.TB, l *Lists, id int) *Lcore {
+	t.Helper()
+	c, err := l.Lcore(id)
+	require.NoError(t, err)
+	return c
+}
+
+func newTimer(t testing.TB, l *Lists, cb CallbackID, arg uint64) Timer {
+	t.Helper()
+	tm, err := l.New(cb, arg)
+	require.NoError(t, err)
+	return tm
+}
+
+// checkLists verifies every list's structure: each level is ordered by
+// (Expire, Seq) and a sub-sequence of the level below, the counts and the
+// published first expiry are right, and every timer on lcore i's list is
+// pending there and says so in Linked.
+func checkLists(t testing.TB, l *Lists) (pending int) {
+	t.Helper()
+	for i := range l.lists {
+		h := &l.lists[i]
+		var level0 []uint32
+		for n := h.Head[0]; n != 0; n = l.recs[n-1].Next[0] {
+			level0 = append(level0, n)
+			require.LessOrEqual(t, len(level0), len(l.recs), "lcore %d: level 0 has a cycle", i)
+		}
+		require.Equal(t, int(h.Count), len(level0), "lcore %d: Count vs timers on level 0", i)
+		wantNext := int64(math.MaxInt64)
+		if len(level0) > 0 {
+			wantNext = l.recs[level0[0]-1].Expire
+		}
+		require.Equal(t, wantNext, h.NextExpire, "lcore %d: NextExpire", i)
+		pos := map[uint32]int{}
+		for k, n := range level0 {
+			pos[n] = k
+			r := &l.recs[n-1]
+			if k > 0 {
+				require.True(t, less(&l.recs[level0[k-1]-1], r), "lcore %d: level 0 out of order at %d", i, k)
+			}
+			s := r.Status
+			require.Equal(t, statePending, stateOf(s), "lcore %d: state of timer %d on the list", i, n-1)
+			require.Equal(t, i, lcoreOf(s), "lcore %d: lcore in the status of timer %d", i, n-1)
+			require.Equal(t, uint32(i+1), r.Linked, "lcore %d: Linked of timer %d", i, n-1)
+		}
+		for lv := 1; lv < levels; lv++ {
+			last := -1
+			for n := h.Head[lv]; n != 0; n = l.recs[n-1].Next[lv] {
+				k, ok := pos[n]
+				require.True(t, ok, "lcore %d: level %d links timer %d, which level 0 lacks", i, lv, n-1)
+				require.Greater(t, k, last, "lcore %d: level %d out of order", i, lv)
+				last = k
+			}
+		}
+		pending += len(level0)
+	}
+	return pending
+}
+
+// childSpec is what the parent tells a child, as JSON in GOPMD_TIMERLIST_CHILD.
+type childSpec struct {
+	Role   string
+	Mem    hugemem.Options
+	Timers []Timer
+	Lcores []int
+	Millis int
+	Clock  clock.Mode
+}
+
+type child struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string
+	exit  chan error
+}
+
+func startChild(t *testing.T, spec childSpec) *child {
+	t.Helper()
+	js, err := json.Marshal(spec)
+	require.NoError(t, err)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMain$")
+	cmd.Env = append(os.Environ(), "GOPMD_TIMERLIST_CHILD="+string(js))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	c := &child{t: t, cmd: cmd, stdin: stdin, lines: make(chan string, 100), exit: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			t.Logf("[%s %d] %.300s", spec.Role, cmd.Process.Pid, sc.Text())
+			c.lines <- sc.Text()
+		}
+		close(c.lines)
+		c.exit <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-c.exit
+		c.exit <- nil
+	})
+	return c
+}
+
+func (c *child) expect(prefix string) string {
+	c.t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case line, ok := <-c.lines:
+			if !ok {
+				c.t.Fatalf("child %d exited before printing %q", c.cmd.Process.Pid, prefix)
+			}
+			if rest, ok := strings.CutPrefix(line, prefix); ok {
+				return rest
+			}
+		case <-timeout:
+			c.t.Fatalf("child %d did not print %q within 30 s", c.cmd.Process.Pid, prefix)
+		}
+	}
+}
+
+func (c *child) kill9() {
+	c.cmd.Process.Signal(syscall.SIGKILL)
+	for range c.lines {
+	}
+	c.exit <- <-c.exit
+}
+
+func (c *child) wait() error {
+	for range c.lines {
+	}
+	err := <-c.exit
+	c.exit <- err
+	return err
+}
+
+// childRoles are what a child does once it has opened the timer lists.
+var childRoles = map[string]func(l *Lists, spec childSpec) int{
+	// arm resets each timer to expire in Millis on the lcores given, in
+	// turn, and stops every third one again.
+	"arm": func(l *Lists, spec childSpec) int {
+		anyc, _ := l.Lcore(AnyLcore)
+		armedAt := l.Now()
+		for i, tm := range spec.Timers {
+			on := spec.Lcores[i%len(spec.Lcores)]
+			if err := anyc.Reset(tm, time.Duration(spec.Millis)*time.Millisecond, 0, on); err != nil {
+				fmt.Println("error: reset:", err)
+				return 1
+			}
+			if i%3 == 2 {
+				if err := anyc.StopSync(tm); err != nil {
+					fmt.Println("error: stop:", err)
+					return 1
+				}
+			}
+		}
+		fmt.Println("armed", armedAt)
+		return 0
+	},
+	// race resets and stops the timers at random for Millis.
+	"race": func(l *Lists, spec childSpec) int {
+		anyc, _ := l.Lcore(AnyLcore)
+		var ok, busy int
+		for end := time.Now().Add(time.Duration(spec.Millis) * time.Millisecond); time.Now().Before(end); {
+			tm := spec.Timers[rand.IntN(len(spec.Timers))]
+			var err error
+			switch rand.IntN(4) {
+			case 0:
+				err = anyc.Stop(tm)
+			case 1:
+				err = anyc.StopSync(tm)
+			case 2:
+				err = anyc.ResetSync(tm, time.Duration(rand.IntN(5))*time.Microsecond, 0, spec.Lcores[rand.IntN(len(spec.Lcores))])
+			default:
+				err = anyc.Reset(tm, time.Duration(rand.IntN(5))*time.Microsecond, time.Duration(rand.IntN(2))*5*time.Microsecond, spec.Lcores[rand.IntN(len(spec.Lcores))])
+			}
+			switch err {
+			case nil:
+				ok++
+			case ErrBusy:
+				busy++
+			default:
+				fmt.Println("error:", err)
+				return 1
+			}
+		}
+		fmt.Println("done", ok, busy)
+		return 0
+	},
+	// own creates Millis timers, arms them on the lcores given, prints
+	// "own <count>" and waits to be killed.
+	"own": func(l *Lists, spec childSpec) int {
+		anyc, _ := l.Lcore(AnyLcore)
+		for i := range spec.Millis {
+			tm, err := l.New(1, uint64(i))
+			if err != nil {
+				fmt.Println("error:", err)
+				return 1
+			}
+			if i%2 == 0 {
+				anyc.Reset(tm, time.Hour, 0, spec.Lcores[i%len(spec.Lcores)])
+			}
+		}
+		fmt.Println("own", spec.Millis)
+		io.Copy(io.Discard, os.Stdin)
+		return 0
+	},
+}
+
+func runChild(spec childSpec) int {
+	mem, err := hugemem.Attach(spec.Mem)
+	if err != nil {
+		fmt.Println("error: attach:", err)
+		return 2
+	}
+	defer mem.Close()
+	clk, release, err := clock.Select(mem, spec.Clock)
+	if err != nil {
+		fmt.Println("error: clock:", err)
+		return 2
+	}
+	defer release()
+	fmt.Println("clock", clk.Source())
+	l, err := Open(mem, clk, Config{})
+	if err != nil {
+		fmt.Println("error: open:", err)
+		return 2
+	}
+	return childRoles[spec.Role](l, spec)
+}
+
+func TestMain(m *testing.M) {
+	// Each group's clock logs its choice at info level: not news here.
+	slog.SetLogLoggerLevel(slog.LevelWarn)
+	if js := os.Getenv("GOPMD_TIMERLIST_CHILD"); js != "" {
+		var spec childSpec
+		if err := json.Unmarshal([]byte(js), &spec); err != nil {
+			fmt.Println("error: bad spec:", err)
+			os.Exit(2)
+		}
+		os.Exit(runChild(spec))
+	}
+	os.Exit(m.Run())
+}
