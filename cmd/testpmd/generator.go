@@ -9,7 +9,6 @@ import (
 	"github.com/gopmd/gopmd/eal"
 	"github.com/gopmd/gopmd/ethdev"
 	"github.com/gopmd/gopmd/mbuf"
-	_ "github.com/gopmd/gopmd/pmd/memif"
 )
 
 // generator is the built-in traffic source used when no device is given:

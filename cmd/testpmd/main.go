@@ -29,7 +29,6 @@ import (
 
 	"github.com/gopmd/gopmd/eal"
 	"github.com/gopmd/gopmd/ethdev"
-	_ "github.com/gopmd/gopmd/pmd/ring"
 )
 
 // appConfig is the application part of the command line.

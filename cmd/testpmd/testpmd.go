@@ -9,7 +9,6 @@ import (
 	"github.com/gopmd/gopmd/eal"
 	"github.com/gopmd/gopmd/ethdev"
 	"github.com/gopmd/gopmd/mbuf"
-	"github.com/gopmd/gopmd/mempool"
 )
 
 const (
@@ -48,7 +47,7 @@ type stream struct {
 
 func newTestpmd(env *eal.Env, cfg appConfig, out io.Writer) (*testpmd, error) {
 	t := &testpmd{env: env, cfg: cfg, out: out, failed: make(chan error, 1), done: make(chan struct{})}
-	nports := len(env.Options.VDevs)
+	nports := len(env.Options.VDevs) + len(env.Options.Allow)
 	if nports == 0 {
 		nports = 1 // the built-in port
 	}
@@ -60,11 +59,19 @@ func newTestpmd(env *eal.Env, cfg appConfig, out io.Writer) (*testpmd, error) {
 	if t.pool, err = mbuf.CreatePool(env.Mem, "testpmd_pool", mbuf.PoolConfig{N: uint32(n), CacheSize: poolCache}); err != nil {
 		return nil, err
 	}
-	if len(env.Options.VDevs) == 0 {
+	if len(env.Options.VDevs)+len(env.Options.Allow) == 0 {
 		if t.gen, err = newGenerator(env, t.pool, cfg); err != nil {
 			return nil, err
 		}
 		t.ports = append(t.ports, t.gen.fwdPort)
+	}
+	for _, d := range env.Options.Allow {
+		p, err := ethdev.CreatePCI(env.Proc, d)
+		if err != nil {
+			t.close()
+			return nil, err
+		}
+		t.ports = append(t.ports, p)
 	}
 	for _, v := range env.Options.VDevs {
 		p, err := ethdev.Create(env.Proc, v.String())
@@ -174,7 +181,7 @@ func (t *testpmd) start() error {
 		lane := t.lanes[i]
 		run := func(lcore int) error {
 			defer finish()
-			return t.forward(lane, t.pool.Cache(lcore), fwd)
+			return t.forward(lane, lcore, fwd)
 		}
 		if len(workers) > 0 {
 			if err := l.RemoteLaunch(workers[i], run); err != nil {
@@ -202,7 +209,12 @@ func (t *testpmd) fail(err error) {
 }
 
 // forward is a forwarding lcore's loop: each stream in turn, until stopped.
-func (t *testpmd) forward(lane []*stream, cache *mempool.Cache, fwd engineFunc) error {
+func (t *testpmd) forward(lane []*stream, lcore int, fwd engineFunc) error {
+	for _, s := range lane {
+		ethdev.BindLcore(s.rx, lcore)
+		ethdev.BindLcore(s.tx, lcore)
+	}
+	cache := t.pool.Cache(lcore)
 	pkts := make([]*mbuf.Mbuf, t.cfg.burst)
 	tmpl := newTemplate(t.cfg.txpkts)
 	for !t.stopFl.Load() {

@@ -10,7 +10,10 @@ import (
 	"github.com/gopmd/gopmd/pci"
 )
 
-func init() { ethdev.Register("net_ixgbe", driver{}) }
+func init() {
+	ethdev.Register("net_ixgbe", driver{})
+	ethdev.RegisterPCI("net_ixgbe", IDs())
+}
 
 // intelVendorID is the PCI vendor of every supported device.
 const intelVendorID = 0x8086
