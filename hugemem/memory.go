@@ -273,7 +273,7 @@ func (m *Memory) attach() error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.syncSegments()
+	return m.syncSegments(false)
 }
 
 // requireLiveCreator checks that the group's creator still holds its lock,
@@ -428,13 +428,21 @@ func (m *Memory) IOVA(off uint64) (uint64, error) {
 		return IOVABase + off, nil
 	}
 	in := off - s.Off
-	page := s.FirstPage + uint32(in/s.PageSize)
+	if s.PageSize == 0 {
+		return 0, fmt.Errorf("hugemem: group %q segment at offset %#x records page size 0: the shared config is corrupted", m.opts.Prefix, s.Off)
+	}
+	page := uint64(s.FirstPage) + in/s.PageSize
+	if page >= maxPages {
+		return 0, fmt.Errorf("hugemem: group %q offset %#x falls on physical page record %d, beyond the %d recorded at most: the shared config is corrupted",
+			m.opts.Prefix, off, page, maxPages)
+	}
 	return m.cfg.Pages[page] + in%s.PageSize, nil
 }
 
-// segmentOf returns the descriptor of the segment holding off, or nil.
+// segmentOf returns the descriptor of the segment holding off, or nil. The
+// segment count comes from shared memory, so it is bounded, not trusted.
 func (m *Memory) segmentOf(off uint64) *segDesc {
-	n := atomic.LoadUint32(&m.cfg.NSegs)
+	n := min(atomic.LoadUint32(&m.cfg.NSegs), maxSegments)
 	for i := range n {
 		s := &m.cfg.Segs[i]
 		if off >= s.Off && off-s.Off < s.Len {
@@ -453,7 +461,11 @@ type Segment struct {
 	Path     string // hugetlbfs file, or "" for memfd
 }
 
-// Segments lists the group's segments this process has mapped.
+// Segments lists the group's segments this process has mapped. Segments
+// that other processes added since this one last took the group lock are
+// not among them: call Sync first when the list must be complete (to map
+// the memory for a device, or to hand the descriptors on). Segments takes
+// no group lock, so it may be called inside WithLock.
 func (m *Memory) Segments() []Segment {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -463,6 +475,18 @@ func (m *Memory) Segments() []Segment {
 		out[i] = Segment{Off: d.Off, Len: d.Len, PageSize: d.PageSize, FD: int(ms.file.Fd()), Path: ms.path}
 	}
 	return out
+}
+
+// Sync maps the segments other processes added to the group since this
+// process last looked, taking the group lock as Lookup does. Do not call it
+// inside WithLock.
+func (m *Memory) Sync() error {
+	unlock, err := m.lock()
+	if err != nil {
+		return err
+	}
+	unlock()
+	return nil
 }
 
 func alignUp(v, a uint64) uint64 { return (v + a - 1) &^ (a - 1) }

@@ -342,3 +342,77 @@ func TestNoHugetlbfsFallsBackToMemfd(t *testing.T) {
 	_, err := m.Reserve("works", 64, 0)
 	require.NoError(t, err)
 }
+
+// attach joins o's group as another Memory of this process, as a secondary would.
+func attach(t *testing.T, o Options) *Memory {
+	t.Helper()
+	m, err := Attach(o)
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func TestSyncMapsSegmentsAnotherProcessAdded(t *testing.T) {
+	o := testOptions(t, true)
+	first := newMemory(t, o)
+	before := len(first.Segments())
+	second := attach(t, o)
+	_, err := second.Reserve("big", uint64(o.SegmentSize)+4096, 0) // needs a new segment
+	require.NoError(t, err)
+	require.Len(t, second.Segments(), before+1, "the adding Memory lists its new segment")
+	require.Len(t, first.Segments(), before, "before Sync, Segments lists only what this Memory mapped")
+
+	require.NoError(t, first.Sync())
+	segs := first.Segments()
+	require.Len(t, segs, before+1, "after Sync, the other Memory's segment is listed")
+	require.Equal(t, second.Segments()[before].Off, segs[before].Off)
+}
+
+func TestMemfdSegmentOutlivesTheSecondaryThatAddedIt(t *testing.T) {
+	o := testOptions(t, true)
+	creator := newMemory(t, o)
+	second, err := Attach(o)
+	require.NoError(t, err)
+	z, err := second.Reserve("big", uint64(o.SegmentSize)+4096, 0)
+	require.NoError(t, err)
+	copy(z.Bytes(), "kept")
+	require.NoError(t, creator.Sync(), "the creator maps the new segment and becomes its owner")
+	require.NoError(t, second.Close())
+
+	third := attach(t, o) // must not reach for the closed Memory's fd
+	got, err := third.Lookup("big")
+	require.NoError(t, err)
+	require.Equal(t, "kept", string(got.Bytes()[:4]))
+}
+
+func TestCorruptedSegmentCountOrPageIndexIsAnErrorNotAPanic(t *testing.T) {
+	o := testOptions(t, true)
+	m := newMemory(t, o)
+	z, err := m.Reserve("z", 64, 0)
+	require.NoError(t, err)
+
+	t.Run("segment count", func(t *testing.T) {
+		saved := m.cfg.NSegs
+		defer func() { m.cfg.NSegs = saved }()
+		m.cfg.NSegs = 1000
+		require.NotPanics(t, func() {
+			_, err := m.IOVA(z.Off + 1<<40)
+			require.ErrorIs(t, err, ErrNotFound)
+			m.Contains(z.Off+1<<40, 1)
+		})
+		err := m.Sync()
+		require.ErrorContains(t, err, "1000 segments")
+		_, err = m.Reserve("other", 64, 0)
+		require.ErrorContains(t, err, "1000 segments")
+	})
+	t.Run("physical page index", func(t *testing.T) {
+		d := &m.cfg.Segs[0]
+		saved, savedKind, savedMode := d.FirstPage, d.Kind, m.cfg.IOVAMode
+		defer func() { d.FirstPage, d.Kind, m.cfg.IOVAMode = saved, savedKind, savedMode }()
+		d.Kind, m.cfg.IOVAMode, d.FirstPage = kindHugetlbfs, uint32(IOVAModePA), maxPages-1
+		require.NotPanics(t, func() {
+			_, err := m.IOVA(d.Off + 5*d.PageSize)
+			require.ErrorContains(t, err, "corrupted")
+		})
+	})
+}

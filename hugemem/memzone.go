@@ -175,7 +175,7 @@ func (m *Memory) findZone(name string) int {
 // occupies, first fit over the segments in order.
 func (m *Memory) findGap(size, align uint64) (seg uint32, off uint64, ok bool) {
 	type span struct{ off, end uint64 }
-	for s := uint32(0); s < m.cfg.NSegs; s++ {
+	for s := uint32(0); s < min(m.cfg.NSegs, maxSegments); s++ {
 		d := &m.cfg.Segs[s]
 		var used []span
 		for i := range m.cfg.Zones {
@@ -234,7 +234,7 @@ func (m *Memory) lock() (unlock func(), err error) {
 		procLock.Unlock()
 		m.mu.Unlock()
 	}
-	if err := m.syncSegments(); err != nil {
+	if err := m.syncSegments(true); err != nil {
 		unlock()
 		return nil, err
 	}

@@ -68,7 +68,7 @@ func (m *Memory) removeStaleSegments() {
 func (m *Memory) addSegment(size uint64, kind uint32) error {
 	c := m.cfg
 	n := c.NSegs
-	if n == maxSegments {
+	if n >= maxSegments {
 		return fmt.Errorf("hugemem: group %q already has the maximum of %d segments: %w", m.opts.Prefix, maxSegments, ErrNoSpace)
 	}
 	var file *os.File
@@ -145,9 +145,18 @@ func (m *Memory) addSegment(size uint64, kind uint32) error {
 }
 
 // syncSegments maps the segments other processes added since we last looked.
-// Callers hold m.mu.
-func (m *Memory) syncSegments() error {
+// Callers hold m.mu; locked says they hold the group lock too.
+//
+// A memfd segment is reachable by others only through the fd table of the
+// process recorded as its owner (/proc/<pid>/fd/<fd>). A secondary that
+// adds one may exit long before the group does, so the creator, which
+// lives as long as the group, takes over as owner of every memfd segment
+// it maps, under the group lock.
+func (m *Memory) syncSegments(locked bool) error {
 	n := atomic.LoadUint32(&m.cfg.NSegs)
+	if n > maxSegments {
+		return fmt.Errorf("hugemem: group %q config records %d segments, more than the maximum %d: the shared config is corrupted", m.opts.Prefix, n, maxSegments)
+	}
 	for i := uint32(len(m.mapped)); i < n; i++ {
 		d := &m.cfg.Segs[i]
 		if d.Len == 0 || d.Off < firstOffset || d.Off+d.Len > firstOffset+m.cfg.Span || d.PageSize == 0 {
@@ -176,6 +185,9 @@ func (m *Memory) syncSegments() error {
 			return fmt.Errorf("hugemem: map segment %d: %w", i, err)
 		}
 		m.mapped = append(m.mapped, mappedSegment{file: f, path: path})
+		if d.Kind == kindMemfd && m.creator && locked {
+			d.OwnerPID, d.OwnerFD = int32(os.Getpid()), int32(f.Fd())
+		}
 	}
 	return nil
 }

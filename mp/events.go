@@ -36,6 +36,7 @@ type events struct {
 	subs    map[string]bool // secondary endpoint names, in the primary
 	local   chan Event      // this process's subscription, nil until Subscribe
 	dropped atomic.Uint64
+	forged  atomic.Uint64 // events refused because a process other than the primary sent them
 }
 
 // startIPC opens the process's endpoint and registers the event actions.
@@ -46,16 +47,39 @@ func (p *Process) startIPC() error {
 	}
 	p.ep = ep
 	p.ev.subs = map[string]bool{}
+	if err := p.registerActions(); err != nil {
+		ep.Close()
+		return fmt.Errorf("mp: IPC endpoint: %w", err)
+	}
+	return nil
+}
+
+// registerActions installs the group's own actions: in the primary the
+// subscription and segment-descriptor requests, in a secondary the
+// delivery of events, accepted from the primary only. Every handler closes
+// descriptors it was sent, which none of them expects.
+func (p *Process) registerActions() error {
 	if p.typ == Primary {
-		ep.Register(actionSubscribe, func(c *ipc.Call) error {
+		if err := p.ep.Register(actionSubscribe, func(c *ipc.Call) error {
+			c.CloseFDs()
 			p.ev.mu.Lock()
 			p.ev.subs[c.From] = true
 			p.ev.mu.Unlock()
 			return nil
-		})
+		}); err != nil {
+			return err
+		}
+		return p.registerSegmentFDs()
 	}
-	p.registerSegmentFDs()
-	ep.Register(actionEvent, func(c *ipc.Call) error {
+	return p.ep.Register(actionEvent, func(c *ipc.Call) error {
+		c.CloseFDs()
+		if c.From != ipc.PrimarySocket {
+			// Only the primary publishes; anything else is forged.
+			if p.ev.forged.Add(1) == 1 {
+				slog.Warn("mp: dropping an event not sent by the primary", "from", c.From)
+			}
+			return fmt.Errorf("event from %s refused: only the primary (%s) sends events", c.From, ipc.PrimarySocket)
+		}
 		name, data, ok := decodeEvent(c.Payload)
 		if !ok {
 			return fmt.Errorf("malformed event of %d bytes", len(c.Payload))
@@ -63,7 +87,6 @@ func (p *Process) startIPC() error {
 		p.deliver(Event{Name: name, Data: data})
 		return nil
 	})
-	return nil
 }
 
 // IPC returns the process's messaging endpoint, for packages that exchange

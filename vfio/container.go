@@ -3,6 +3,7 @@ package vfio
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"unsafe"
@@ -32,11 +33,16 @@ type Container struct {
 	dma     []dmaRange // mappings made through this object, by IOVA
 	mems    []*hugemem.Memory
 	closed  bool
+
+	// dmaIoctl issues the MAP_DMA and UNMAP_DMA ioctls; tests replace it
+	// to follow the mappings without an IOMMU.
+	dmaIoctl func(fd int, req uintptr, arg unsafe.Pointer) (uintptr, unix.Errno)
 }
 
 type dmaRange struct {
 	iova, size uint64
 	vaddr      uintptr
+	mem        *hugemem.Memory // the group memory mapped (MapMemory), nil for MapDMA
 }
 
 // OpenContainer opens a new container and checks that the kernel speaks
@@ -62,7 +68,7 @@ func OpenContainer() (*Container, error) {
 }
 
 func newContainer(fd, iommu int) *Container {
-	return &Container{fd: fd, iommu: iommu, groups: map[int]*Group{}, devices: map[pci.Addr]*Device{}}
+	return &Container{fd: fd, iommu: iommu, groups: map[int]*Group{}, devices: map[pci.Addr]*Device{}, dmaIoctl: ioctlPtr}
 }
 
 func (c *Container) checkAPI() error {
@@ -262,10 +268,10 @@ func (c *Container) IOMMUInfo() (IOMMUInfo, error) {
 func (c *Container) MapDMA(vaddr uintptr, iova, size uint64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.mapDMALocked(vaddr, iova, size)
+	return c.mapDMALocked(vaddr, iova, size, nil)
 }
 
-func (c *Container) mapDMALocked(vaddr uintptr, iova, size uint64) error {
+func (c *Container) mapDMALocked(vaddr uintptr, iova, size uint64, mem *hugemem.Memory) error {
 	op := fmt.Sprintf("VFIO_IOMMU_MAP_DMA vaddr %#x iova %#x size %#x", vaddr, iova, size)
 	switch {
 	case c.closed:
@@ -279,11 +285,11 @@ func (c *Container) mapDMALocked(vaddr uintptr, iova, size uint64) error {
 	}
 	m := dmaMap{Argsz: uint32(unsafe.Sizeof(dmaMap{})), Flags: dmaMapFlagRead | dmaMapFlagWrite,
 		Vaddr: uint64(vaddr), IOVA: iova, Size: size}
-	if _, errno := ioctlPtr(c.fd, ioctlIOMMUMapDMA, unsafe.Pointer(&m)); errno != 0 {
+	if _, errno := c.dmaIoctl(c.fd, ioctlIOMMUMapDMA, unsafe.Pointer(&m)); errno != 0 {
 		return &Error{"container", op, errno}
 	}
 	i, _ := slices.BinarySearchFunc(c.dma, iova, func(r dmaRange, iova uint64) int { return cmpU64(r.iova, iova) })
-	c.dma = slices.Insert(c.dma, i, dmaRange{iova: iova, size: size, vaddr: vaddr})
+	c.dma = slices.Insert(c.dma, i, dmaRange{iova: iova, size: size, vaddr: vaddr, mem: mem})
 	return nil
 }
 
@@ -292,12 +298,16 @@ func (c *Container) mapDMALocked(vaddr uintptr, iova, size uint64) error {
 func (c *Container) UnmapDMA(iova, size uint64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.unmapDMALocked(iova, size)
+}
+
+func (c *Container) unmapDMALocked(iova, size uint64) error {
 	op := fmt.Sprintf("VFIO_IOMMU_UNMAP_DMA iova %#x size %#x", iova, size)
 	if c.closed {
 		return fmt.Errorf("vfio: container: %s after Close", op)
 	}
 	u := dmaUnmap{Argsz: uint32(unsafe.Sizeof(dmaUnmap{})), IOVA: iova, Size: size}
-	if _, errno := ioctlPtr(c.fd, ioctlIOMMUUnmapDMA, unsafe.Pointer(&u)); errno != 0 {
+	if _, errno := c.dmaIoctl(c.fd, ioctlIOMMUUnmapDMA, unsafe.Pointer(&u)); errno != 0 {
 		return &Error{"container", op, errno}
 	}
 	c.dma = slices.DeleteFunc(c.dma, func(r dmaRange) bool { return r.iova >= iova && r.iova+r.size <= iova+size })
@@ -319,23 +329,40 @@ func (c *Container) Mapped(iova uint64) bool {
 	return i > 0 && iova-c.dma[i-1].iova < c.dma[i-1].size
 }
 
-// MapMemory maps every segment of mem this process has mapped, each at
-// its VA-mode IOVA (hugemem.IOVABase + group offset), so that the IOVAs
-// mem.IOVA hands out work for the container's devices. Segments already
-// mapped are skipped: call it again after the group grew (Reserve added
-// a segment) to map the new ones. The container remembers mem and
-// maps its new segments again before it passes its descriptors to a
-// secondary (Serve).
+// MapMemory maps every segment of mem, including segments other processes
+// added (it syncs mem first), each at its VA-mode IOVA (hugemem.IOVABase +
+// group offset), so that the IOVAs mem.IOVA hands out work for the
+// container's devices. Segments already mapped at the same address are
+// skipped: call it again after the group grew to map the new ones. The
+// container remembers mem and maps its new segments again before it passes
+// its descriptors to a secondary (Serve).
+//
+// When mem is closed, the container unmaps its segments and forgets it, so
+// the devices can no longer write into memory that is gone. Every group's
+// IOVAs start at hugemem.IOVABase, so one container serves one live group
+// at a time: mapping a second one while the first is open is an error.
 func (c *Container) MapMemory(mem *hugemem.Memory) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if mem.IOVAMode() != hugemem.IOVAModeVA {
 		return fmt.Errorf("vfio: container: MapMemory of group %q: IOVA mode is %v; VFIO maps VA-mode memory only (--iova-mode=va)", mem.Prefix(), mem.IOVAMode())
 	}
+	// Sync takes the group lock: never while holding c.mu, which a closing
+	// Memory's hook takes.
+	if err := mem.Sync(); err != nil {
+		return fmt.Errorf("vfio: container: MapMemory of group %q: %w", mem.Prefix(), err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return fmt.Errorf("vfio: container: MapMemory of group %q after Close", mem.Prefix())
+	}
+	if err := c.mapMemoryLocked(mem); err != nil {
+		return err
+	}
 	if !slices.Contains(c.mems, mem) {
 		c.mems = append(c.mems, mem)
+		mem.OnClose(func() { c.forgetMemory(mem) })
 	}
-	return c.mapMemoryLocked(mem)
+	return nil
 }
 
 func (c *Container) mapMemoryLocked(mem *hugemem.Memory) error {
@@ -344,22 +371,67 @@ func (c *Container) mapMemoryLocked(mem *hugemem.Memory) error {
 		if err != nil {
 			return fmt.Errorf("vfio: container: MapMemory of group %q segment at offset %#x: %w", mem.Prefix(), s.Off, err)
 		}
-		if _, found := slices.BinarySearchFunc(c.dma, iova, func(r dmaRange, iova uint64) int { return cmpU64(r.iova, iova) }); found {
+		vaddr := uintptr(mem.Ptr(s.Off))
+		var stale []dmaRange
+		current := false
+		for _, r := range c.dma {
+			if r.iova >= iova+s.Len || iova >= r.iova+r.size {
+				continue
+			}
+			switch {
+			case r.iova == iova && r.size == s.Len && r.vaddr == vaddr:
+				current = true
+			case r.mem != nil && r.mem != mem:
+				return fmt.Errorf("vfio: container: MapMemory of group %q: IOVA %#x+%#x is mapped to group %q, which is still open: one container maps one group's memory at a time",
+					mem.Prefix(), iova, s.Len, r.mem.Prefix())
+			default: // an earlier mapping of other addresses at these IOVAs
+				stale = append(stale, r)
+			}
+		}
+		if current && len(stale) == 0 {
 			continue
 		}
-		if err := c.mapDMALocked(uintptr(mem.Ptr(s.Off)), iova, s.Len); err != nil {
+		for _, r := range stale {
+			if err := c.unmapDMALocked(r.iova, r.size); err != nil {
+				return fmt.Errorf("vfio: container: MapMemory of group %q: remove the stale mapping of vaddr %#x at IOVA %#x: %w", mem.Prefix(), r.vaddr, r.iova, err)
+			}
+		}
+		if err := c.mapDMALocked(vaddr, iova, s.Len, mem); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// forgetMemory runs when mem closes, while it is still mapped: it removes
+// mem's DMA mappings and mem itself from the container.
+func (c *Container) forgetMemory(mem *hugemem.Memory) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mems = slices.DeleteFunc(c.mems, func(m *hugemem.Memory) bool { return m == mem })
+	if c.closed {
+		return
+	}
+	var mine []dmaRange
+	for _, r := range c.dma {
+		if r.mem == mem {
+			mine = append(mine, r)
+		}
+	}
+	for _, r := range mine {
+		if err := c.unmapDMALocked(r.iova, r.size); err != nil {
+			slog.Warn("vfio: a closed group's memory stays mapped for DMA", "group", mem.Prefix(), "iova", r.iova, "err", err)
+		}
+	}
+}
+
 // syncMemory maps segments that remembered memories gained since.
 func (c *Container) syncMemory() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, m := range c.mems {
-		if err := c.mapMemoryLocked(m); err != nil {
+	mems := slices.Clone(c.mems)
+	c.mu.Unlock()
+	for _, m := range mems {
+		if err := c.MapMemory(m); err != nil {
 			return err
 		}
 	}

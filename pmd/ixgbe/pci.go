@@ -19,7 +19,10 @@ import (
 // out, its MSI-X vector 0 on an eventfd. The primary's net_ixgbe ports
 // share one VFIO container, which lives as long as the process (its
 // descriptors are what secondaries ask for); a secondary receives the
-// device's descriptors from the primary and maps BAR0 itself.
+// device's descriptors from the primary and maps BAR0 itself. The container
+// maps one group's memory at a time: when that Memory closes, vfio unmaps
+// it (so the NIC cannot write into memory that is gone), and a later group
+// of this process maps its own.
 
 var hostVFIO struct {
 	sync.Mutex
@@ -96,6 +99,11 @@ func openPrimary(p *ethdev.Port, addr eal.PCIAddr, pd *pciDevice) (*vfio.Device,
 			slog.Warn("ixgbe: secondaries will not be able to attach: another VFIO container answers them", "err", err)
 		}
 		hostVFIO.served[ep] = true
+		mem.OnClose(func() { // the endpoint dies with its process's memory
+			hostVFIO.Lock()
+			delete(hostVFIO.served, ep)
+			hostVFIO.Unlock()
+		})
 	}
 	// Bus mastering: without it the device can neither DMA nor signal MSI-X.
 	if err := dev.SetBusMaster(true); err != nil {
