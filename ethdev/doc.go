@@ -16,7 +16,11 @@
 // queue has one owner at a time, recorded in shared memory: a second
 // process asking for it is refused, naming the holder, and the claim of a
 // process that died is reclaimed. A secondary that exits or dies therefore
-// leaves the port running for everyone else.
+// leaves the port running for everyone else. The other way round, the
+// primary cannot Stop or Close a port while another live process polls
+// one of its queues (ErrQueueTaken, naming it): the driver would take the
+// queue's memory away under that poller. Changes to the port's shared
+// state (SetMAC, SetLink, ResetStats, configuration) are the primary's.
 //
 // # The fast path
 //

@@ -3,8 +3,10 @@ package ethdev_test
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -90,16 +92,35 @@ func TestBurstsAllocateNothing(t *testing.T) {
 	proc := primary(t, group(t))
 	port, pool := loopbackPort(t, proc, 1)
 	cache := pool.Cache(0)
-	tx, _ := port.TxQueue(0)
-	rx, _ := port.RxQueue(0)
+	tx, err := port.TxQueue(0)
+	require.NoError(t, err)
+	rx, err := port.RxQueue(0)
+	require.NoError(t, err)
 	pkts := make([]*mbuf.Mbuf, 32)
+	var failure error // the first thing that went wrong in a burst; the closure must not allocate
+	errShort := errors.New("a burst moved fewer than 32 packets")
 	allocs := testing.AllocsPerRun(1000, func() {
-		pool.AllocBulk(cache, pkts)
-		tx.TxBurst(pkts)
-		n := rx.RxBurst(pkts)
-		mbuf.FreeBulk(cache, pkts[:n])
+		if failure != nil {
+			return
+		}
+		if err := pool.AllocBulk(cache, pkts); err != nil {
+			failure = err
+			return
+		}
+		if tx.TxBurst(pkts) != 32 || rx.RxBurst(pkts) != 32 {
+			failure = errShort
+			return
+		}
+		if err := mbuf.FreeBulk(cache, pkts); err != nil {
+			failure = err
+		}
 	})
+	require.NoError(t, failure)
 	require.Zero(t, allocs)
+	s := port.Stats()
+	require.Equal(t, uint64(1001*32), s.TxPackets, "every burst (1000 and the warm-up) sent 32")
+	require.Equal(t, uint64(1001*32), s.RxPackets, "and received them")
+	require.Zero(t, pool.Mempool().InUse(), "every mbuf went back")
 }
 
 func TestBadPortRequestsAreClearErrors(t *testing.T) {
@@ -140,7 +161,10 @@ type childSpec struct {
 func TestMain(m *testing.M) {
 	if js := os.Getenv("GOPMD_ETH_CHILD"); js != "" {
 		var spec childSpec
-		json.Unmarshal([]byte(js), &spec)
+		if err := json.Unmarshal([]byte(js), &spec); err != nil {
+			fmt.Println("error: GOPMD_ETH_CHILD:", err)
+			os.Exit(2)
+		}
 		os.Exit(runChild(spec))
 	}
 	os.Exit(m.Run())
@@ -186,11 +210,14 @@ func runChild(spec childSpec) int {
 }
 
 func startChild(t *testing.T, spec childSpec) (*exec.Cmd, io.WriteCloser, <-chan string) {
-	js, _ := json.Marshal(spec)
+	js, err := json.Marshal(spec)
+	require.NoError(t, err)
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "GOPMD_ETH_CHILD="+string(js))
-	in, _ := cmd.StdinPipe()
-	out, _ := cmd.StdoutPipe()
+	in, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
 	lines := make(chan string, 100)
 	go func() {
@@ -237,7 +264,8 @@ func TestSecondaryPollsItsQueueAndTheClaimIsExclusiveUntilItDies(t *testing.T) {
 	require.NoError(t, err)
 	m, err := pool.Alloc(cache)
 	require.NoError(t, err)
-	b, _ := m.Append(5)
+	b, err := m.Append(5)
+	require.NoError(t, err)
 	copy(b, "hello")
 	require.Equal(t, 1, tx.TxBurst([]*mbuf.Mbuf{m}))
 	expect(t, lines, "got hello")
@@ -263,4 +291,68 @@ func TestSecondaryCannotCreateOrChangePorts(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorContains(t, port.Stop(), "only the primary may change the device")
 	require.ErrorContains(t, port.SetPromiscuous(true), "only the primary")
+}
+
+func TestPrimaryCannotStopOrCloseAPortAnotherProcessPolls(t *testing.T) {
+	g := group(t)
+	proc := primary(t, g)
+	port, pool := loopbackPort(t, proc, 2)
+
+	child, _, lines := startChild(t, childSpec{Mem: g, Lcore: 1, Port: "net_ring0", RxQ: 1})
+	expect(t, lines, "polling")
+	held := fmt.Sprintf("rx queue 1 is polled by pid %d", child.Process.Pid)
+	err := port.Stop()
+	require.ErrorIs(t, err, ethdev.ErrQueueTaken)
+	require.ErrorContains(t, err, held)
+	err = port.Close()
+	require.ErrorIs(t, err, ethdev.ErrQueueTaken)
+	require.ErrorContains(t, err, held)
+	require.True(t, port.Started(), "the port still runs for its poller")
+
+	tx, err := port.TxQueue(1)
+	require.NoError(t, err, "the port is still open")
+	m, err := pool.Alloc(nil)
+	require.NoError(t, err)
+	b, err := m.Append(5)
+	require.NoError(t, err)
+	copy(b, "still")
+	require.Equal(t, 1, tx.TxBurst([]*mbuf.Mbuf{m}))
+	expect(t, lines, "got still")
+
+	require.NoError(t, child.Process.Kill())
+	child.Wait()
+	require.NoError(t, port.Stop(), "a dead poller holds nothing")
+	require.NoError(t, port.Close())
+}
+
+func TestSecondaryCannotChangeSharedPortState(t *testing.T) {
+	g := group(t)
+	proc := primary(t, g)
+	port, pool := loopbackPort(t, proc, 1)
+	tx, err := port.TxQueue(0)
+	require.NoError(t, err)
+	rx, err := port.RxQueue(0)
+	require.NoError(t, err)
+	sec, err := mp.Start(mp.Config{Type: mp.Secondary, Memory: g, Lcores: []mp.Lcore{{ID: 1, CPUs: []int{1}}}})
+	require.NoError(t, err)
+	defer sec.Close()
+	sp, err := ethdev.Attach(sec, "net_ring0")
+	require.NoError(t, err)
+	defer sp.Close()
+
+	mac, link := port.MAC(), port.Link()
+	sp.SetMAC(net.HardwareAddr{0x02, 0, 0, 0, 0, 0x99})
+	sp.SetLink(ethdev.Link{Up: false})
+	require.Equal(t, mac, port.MAC(), "a secondary's SetMAC changes nothing")
+	require.Equal(t, link, port.Link(), "a secondary's SetLink changes nothing")
+
+	src := make([]*mbuf.Mbuf, 4)
+	require.NoError(t, pool.AllocBulk(nil, src))
+	require.Equal(t, 4, tx.TxBurst(src))
+	require.Equal(t, 4, rx.RxBurst(src))
+	require.NoError(t, mbuf.FreeBulk(nil, src))
+	require.ErrorContains(t, sp.ResetStats(), "only the primary")
+	require.Equal(t, uint64(4), port.Stats().RxPackets, "the counters stay")
+	require.NoError(t, port.ResetStats())
+	require.Zero(t, port.Stats().RxPackets)
 }

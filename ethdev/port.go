@@ -3,6 +3,7 @@ package ethdev
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync/atomic"
 	"unsafe"
@@ -192,6 +193,10 @@ func (p *Port) Configure(cfg Config) error {
 	if err := p.dev.Configure(cfg); err != nil {
 		return fmt.Errorf("ethdev: configure %s: %w", p.Name(), err)
 	}
+	// The driver may have rebuilt the queues: this process's pollers of
+	// the old ones must not be handed out again.
+	p.rx, p.tx = [MaxQueues]RxQueue{}, [MaxQueues]TxQueue{}
+	p.releaseClaims()
 	p.sh.NbRxq, p.sh.NbTxq = uint16(cfg.RxQueues), uint16(cfg.TxQueues)
 	atomic.StoreUint32(&p.sh.State, stateConfigured)
 	return nil
@@ -267,18 +272,53 @@ func (p *Port) Start() error {
 	return nil
 }
 
-// Stop halts the port; queues keep their configuration.
+// Stop halts the port; queues keep their configuration. It refuses
+// (ErrQueueTaken) while another live process polls one of the queues: the
+// driver takes the rings' buffers back on stop, under that poller's feet.
+// Secondaries release their queues with Port.Close, or by dying.
 func (p *Port) Stop() error {
 	if err := p.mustBePrimary("stop"); err != nil {
 		return err
 	}
-	if atomic.LoadUint32(&p.sh.State) != stateStarted {
+	stopping := false
+	err := p.proc.Mem.WithLock(func() error {
+		if atomic.LoadUint32(&p.sh.State) != stateStarted {
+			return nil
+		}
+		if err := p.queuesPolledElsewhere("stop"); err != nil {
+			return err
+		}
+		// Under the lock, so that no claim slips in between the check
+		// and the stop: claim sees the port stopped.
+		atomic.StoreUint32(&p.sh.State, stateStopped)
+		stopping = true
 		return nil
+	})
+	if err != nil || !stopping {
+		return err
 	}
 	if err := p.dev.Stop(); err != nil {
+		atomic.StoreUint32(&p.sh.State, stateStarted)
 		return fmt.Errorf("ethdev: stop %s: %w", p.Name(), err)
 	}
-	atomic.StoreUint32(&p.sh.State, stateStopped)
+	return nil
+}
+
+// queuesPolledElsewhere names the first queue that another live process
+// polls; callers hold the group lock.
+func (p *Port) queuesPolledElsewhere(op string) error {
+	me := mp.Self()
+	for _, d := range []struct {
+		dir    string
+		owners *[MaxQueues]mp.Owner
+	}{{"rx", &p.sh.RxOwner}, {"tx", &p.sh.TxOwner}} {
+		for q, o := range d.owners {
+			if o != (mp.Owner{}) && o != me && o.Alive() {
+				return fmt.Errorf("ethdev: %s %s: %s queue %d is polled by pid %d, which must close the port or exit first: %w",
+					op, p.Name(), d.dir, q, o.PID, ErrQueueTaken)
+			}
+		}
+	}
 	return nil
 }
 
@@ -335,6 +375,9 @@ func (p *Port) claim(owner *mp.Owner, dir string, q int) error {
 	}
 	me := mp.Self()
 	return p.proc.Mem.WithLock(func() error {
+		if !p.Started() { // stopped meanwhile: Stop decides under this lock
+			return fmt.Errorf("ethdev: %s: %s queue %d: the port is not started", p.Name(), dir, q)
+		}
 		if cur := *owner; cur != (mp.Owner{}) && cur != me && cur.Alive() {
 			return fmt.Errorf("ethdev: %s %s queue %d is polled by pid %d: %w", p.Name(), dir, q, cur.PID, ErrQueueTaken)
 		}
@@ -356,8 +399,15 @@ func (p *Port) unclaim(owner *mp.Owner) {
 // MAC returns the port's Ethernet address.
 func (p *Port) MAC() net.HardwareAddr { return append(net.HardwareAddr(nil), p.sh.MAC[:]...) }
 
-// SetMAC records the port's Ethernet address; drivers call it when probing.
-func (p *Port) SetMAC(mac net.HardwareAddr) { copy(p.sh.MAC[:], mac) }
+// SetMAC records the port's Ethernet address; drivers call it when probing,
+// in the primary. In a secondary it changes nothing and logs a warning.
+func (p *Port) SetMAC(mac net.HardwareAddr) {
+	if !p.primary {
+		slog.Warn("ethdev: SetMAC in a secondary ignored: only the primary's driver records the address", "port", p.Name(), "mac", mac)
+		return
+	}
+	copy(p.sh.MAC[:], mac)
+}
 
 // Link is a port's link state.
 type Link struct {
@@ -377,8 +427,13 @@ func (p *Port) Link() Link {
 	return Link{Up: atomic.LoadUint32(&p.sh.LinkUp) != 0, Mbps: atomic.LoadUint32(&p.sh.LinkMbps)}
 }
 
-// SetLink records a new link state; drivers call it in the primary.
+// SetLink records a new link state; drivers call it in the primary. In a
+// secondary it changes nothing and logs a warning.
 func (p *Port) SetLink(l Link) {
+	if !p.primary {
+		slog.Warn("ethdev: SetLink in a secondary ignored: only the primary's driver records the link", "port", p.Name(), "link", l)
+		return
+	}
 	up := uint32(0)
 	if l.Up {
 		up = 1
@@ -410,17 +465,35 @@ func (p *Port) SetPromiscuous(on bool) error {
 func (p *Port) Promiscuous() bool { return atomic.LoadUint32(&p.sh.Promisc) != 0 }
 
 // Close releases this process's queues and driver object. In the primary it
-// also stops the port and removes it from the group.
+// also stops the port and removes it from the group, and so, as Stop, it
+// refuses (ErrQueueTaken) while another live process polls a queue: the
+// port stays open then.
 func (p *Port) Close() error {
 	if p.closed {
 		return nil
 	}
-	p.closed = true
 	var errs []error
 	if p.primary {
-		errs = append(errs, p.Stop())
+		if err := p.proc.Mem.WithLock(func() error { return p.queuesPolledElsewhere("close") }); err != nil {
+			return err
+		}
+		err := p.Stop()
+		if errors.Is(err, ErrQueueTaken) {
+			return err // claimed since the check
+		}
+		errs = append(errs, err)
 	}
+	p.closed = true
 	errs = append(errs, p.dev.Close())
+	p.releaseClaims()
+	if p.primary {
+		atomic.StoreUint32(&p.sh.State, stateFree)
+	}
+	return errors.Join(errs...)
+}
+
+// releaseClaims gives up every queue this process claimed.
+func (p *Port) releaseClaims() {
 	me := mp.Self()
 	p.proc.Mem.WithLock(func() error {
 		for q := range MaxQueues {
@@ -431,12 +504,8 @@ func (p *Port) Close() error {
 				p.sh.TxOwner[q] = mp.Owner{}
 			}
 		}
-		if p.primary {
-			atomic.StoreUint32(&p.sh.State, stateFree)
-		}
 		return nil
 	})
-	return errors.Join(errs...)
 }
 
 func cstr(b []byte) string { return unix.ByteSliceToString(b) }

@@ -50,12 +50,17 @@ func (p *Port) Stats() Stats {
 }
 
 // ResetStats zeroes the port's counters. Queue owners keep counting from
-// zero; a burst in flight may be lost from the figures.
-func (p *Port) ResetStats() {
+// zero; a burst in flight may be lost from the figures. Only the primary
+// may: the counters are every process's.
+func (p *Port) ResetStats() error {
+	if err := p.mustBePrimary("reset statistics of"); err != nil {
+		return err
+	}
 	for q := range MaxQueues {
 		p.sh.RxStats[q] = QueueCounters{}
 		p.sh.TxStats[q] = QueueCounters{}
 	}
+	return nil
 }
 
 // XStats returns the generic counters under DPDK's xstats names, then the

@@ -2,6 +2,7 @@ package mbuf
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"unsafe"
 
@@ -323,8 +324,15 @@ func TestFreeOpensAPoolOnFirstUse(t *testing.T) {
 	newPool(t, mem, "known", PoolConfig{N: 8})
 	m := withData(t, p, "x")
 	theirs := FromOff(other, m.Off(mem))
-	require.ErrorIs(t, theirs.Free(nil), errNotOpen, "no pool open in the second mapping yet")
+	require.ErrorIs(t, theirs.Free(nil), ErrPoolNotOpen, "no pool open in the second mapping yet")
 	assert.Equal(t, uint32(1), p.Mempool().InUse(), "nothing freed")
+	ms := []*Mbuf{theirs}
+	allocs := testing.AllocsPerRun(100, func() {
+		if !errors.Is(FreeBulk(nil, ms), ErrPoolNotOpen) {
+			panic("want ErrPoolNotOpen")
+		}
+	})
+	assert.Zero(t, allocs, "a free that keeps failing for want of an open pool allocates nothing")
 
 	k, err := LookupPool(other, "known")
 	require.NoError(t, err)

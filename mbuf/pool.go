@@ -41,6 +41,7 @@ type Pool struct {
 	desc     *poolDesc
 	dataRoom uint16
 	privSize uint16
+	refs     int // handles given out by CreatePool/LookupPool and not closed; under pools.mu
 }
 
 // CreatePool builds a pool of cfg.N mbufs in memzone "MP_"+name of mem.
@@ -86,7 +87,9 @@ func CreatePool(mem *hugemem.Memory, name string, cfg PoolConfig) (*Pool, error)
 	return open(mem, mp)
 }
 
-// LookupPool opens in this process the mbuf pool name of mem.
+// LookupPool opens in this process the mbuf pool name of mem. Opening a
+// pool this process has open already returns the same *Pool: every
+// LookupPool needs its own Close, and the pool stays open until the last.
 func LookupPool(mem *hugemem.Memory, name string) (*Pool, error) {
 	mp, err := mempool.Lookup(mem, name)
 	if err != nil {
@@ -104,9 +107,7 @@ func open(mem *hugemem.Memory, mp *mempool.Pool) (*Pool, error) {
 		return nil, fmt.Errorf("mbuf pool %q: objects are %d bytes, header + private %d + data room %d need %d: corrupted",
 			mp.Name(), mp.EltSize(), d.privSize, d.dataRoom, want)
 	}
-	p := &Pool{mp: mp, mem: mem, desc: d, dataRoom: d.dataRoom, privSize: d.privSize}
-	pools.add(p)
-	return p, nil
+	return pools.add(&Pool{mp: mp, mem: mem, desc: d, dataRoom: d.dataRoom, privSize: d.privSize}), nil
 }
 
 // Mempool returns the mempool under p, for counts (Avail, InUse).
@@ -124,14 +125,17 @@ func (p *Pool) PrivSize() uint16 { return p.privSize }
 // Cache returns lcore's cache of the pool, nil when there is none.
 func (p *Pool) Cache(lcore int) *mempool.Cache { return p.mp.Cache(lcore) }
 
-// Close forgets this process's handle; the pool stays for the others.
+// Close gives back one handle of this process (from CreatePool or
+// LookupPool); the last one closes the pool in this process. The pool
+// stays for the other processes.
 func (p *Pool) Close() {
-	pools.remove(p)
-	p.mp.Close()
+	if pools.release(p) {
+		p.mp.Close()
+	}
 }
 
-// Free destroys the pool. Every process must have stopped using it and
-// its mbufs.
+// Free destroys the pool, whatever handles this process still has. Every
+// process must have stopped using it and its mbufs.
 func (p *Pool) Free() error {
 	pools.remove(p)
 	return p.mp.Free()
@@ -192,7 +196,9 @@ func (p *Pool) putBack(c *mempool.Cache, ms []*Mbuf) {
 
 // registry is this process's table of open mbuf pools, keyed by the
 // address of their descriptor, so that Free finds a segment's pool from
-// its delta. Readers take no lock.
+// its delta. Readers take no lock. A pool is in it once however often it
+// was opened (Pool.refs counts the handles), so find's scan stays as
+// short as the number of pools.
 type registry struct {
 	mu   sync.Mutex
 	list atomic.Pointer[[]*Pool]
@@ -201,10 +207,27 @@ type registry struct {
 
 var pools registry
 
-func (r *registry) add(p *Pool) {
+// add registers p, or, when the pool at p's descriptor is open already,
+// counts one more handle of it and returns that one instead.
+func (r *registry) add(p *Pool) *Pool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.load()
+	for i, q := range old {
+		if q.desc != p.desc {
+			continue
+		}
+		if q.mem == p.mem && q.mp.Name() == p.mp.Name() && q.mp.Size() == p.mp.Size() && q.mp.EltSize() == p.mp.EltSize() {
+			q.refs++
+			p.mp.Close()
+			return q
+		}
+		// A pool freed by another process, and a new one at its address:
+		// the old handle is stale.
+		old = slices.Delete(slices.Clone(old), i, i+1)
+		break
+	}
+	p.refs = 1
 	next := append(slices.Clip(old), p)
 	r.list.Store(&next)
 	if !slices.Contains(r.mems, p.mem) {
@@ -212,6 +235,21 @@ func (r *registry) add(p *Pool) {
 		mem := p.mem
 		mem.OnClose(func() { r.forget(mem) })
 	}
+	return p
+}
+
+// release drops one handle of p and reports whether it was the last; then
+// p is out of the registry.
+func (r *registry) release(p *Pool) bool {
+	r.mu.Lock()
+	if p.refs > 1 {
+		p.refs--
+		r.mu.Unlock()
+		return false
+	}
+	r.mu.Unlock()
+	r.remove(p)
+	return true
 }
 
 // forget drops every pool of mem, which is closing: a later memory mapped
@@ -227,6 +265,7 @@ func (r *registry) forget(mem *hugemem.Memory) {
 func (r *registry) remove(p *Pool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	p.refs = 0
 	next := slices.DeleteFunc(slices.Clone(r.load()), func(q *Pool) bool { return q == p })
 	r.list.Store(&next)
 	if !slices.ContainsFunc(next, func(q *Pool) bool { return q.mem == p.mem }) {
@@ -258,28 +297,37 @@ func (r *registry) open(key unsafe.Pointer) (*Pool, error) {
 	if atomic.LoadUint64(&d.magic) != poolDescMagic {
 		return nil, fmt.Errorf("mbuf: pool reference %p does not lead to an mbuf pool descriptor: corrupted mbuf", key)
 	}
-	name := cString(d.name[:])
+	// Find the memory first: a process that opened no pool there fails
+	// here on every free, so this path allocates nothing.
+	var mem *hugemem.Memory
 	r.mu.Lock()
-	mems := slices.Clone(r.mems)
-	r.mu.Unlock()
-	for _, mem := range mems {
-		if !mem.Contains(mem.Off(key), uint64(unsafe.Sizeof(poolDesc{}))) {
-			continue
+	for _, m := range r.mems {
+		if m.Contains(m.Off(key), uint64(unsafe.Sizeof(poolDesc{}))) {
+			mem = m
+			break
 		}
-		p, err := LookupPool(mem, name)
-		if err != nil {
-			return nil, err
-		}
-		if unsafe.Pointer(p.desc) != key {
-			p.Close()
-			return nil, fmt.Errorf("mbuf: pool %q found in memory %q is not the one the mbuf refers to", name, mem.Prefix())
-		}
-		return p, nil
 	}
-	return nil, fmt.Errorf("mbuf: segment belongs to pool %q, which is in no group memory this process opened an mbuf pool in: %w", name, errNotOpen)
+	r.mu.Unlock()
+	if mem == nil {
+		return nil, ErrPoolNotOpen
+	}
+	name := cString(d.name[:])
+	p, err := LookupPool(mem, name)
+	if err != nil {
+		return nil, err
+	}
+	if unsafe.Pointer(p.desc) != key {
+		p.Close()
+		return nil, fmt.Errorf("mbuf: pool %q found in memory %q is not the one the mbuf refers to", name, mem.Prefix())
+	}
+	return p, nil
 }
 
-var errNotOpen = errors.New("pool not open in this process")
+// ErrPoolNotOpen is what freeing an mbuf fails with when its pool is in a
+// group memory this process opened no mbuf pool in, so it cannot open it
+// on demand: open one pool there (LookupPool) first. It is one static
+// value, so a burst that keeps failing allocates nothing.
+var ErrPoolNotOpen = errors.New("mbuf: segment belongs to a pool in a group memory this process opened no mbuf pool in")
 
 func cString(b []byte) string {
 	for i, c := range b {

@@ -38,7 +38,10 @@
 // given. Objects sitting in a cache count as available. When the process
 // owning an lcore dies, FlushCache returns that cache's objects to the
 // ring. All lives in shared memory, so Avail and FlushCache work from any
-// process.
+// process. A cache's length always shrinks before objects leave it, so a
+// process that dies in the middle of a get, put or flush leaks those few
+// objects (they stay counted as in use) and FlushCache never returns an
+// object twice.
 //
 // GetBulk is all or nothing, like rte_mempool_get_bulk. Get, put and the
 // conversions allocate nothing and take no lock.

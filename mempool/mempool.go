@@ -334,11 +334,10 @@ func (p *Pool) FlushCache(lcore int) error {
 	if l > uint32(len(c.slots)) {
 		return fmt.Errorf("mempool %q: cache of lcore %d claims %d objects, it has %d slots: corrupted", p.name, lcore, l, len(c.slots))
 	}
-	if err := p.enqueue(c.slots[:l]); err != nil {
-		return err
-	}
-	c.hdr.len = 0
-	return nil
+	c.hdr.len = 0 // before the enqueue: see handOff. A failed enqueue drops the objects.
+	err := p.enqueue(c.slots[:l])
+	handOff()
+	return err
 }
 
 func (p *Pool) objectHandle(i uint32) uint64 {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gopmd/gopmd/internal/testenv"
 )
 
 func TestCPUIDLeaf0NamesTheVendor(t *testing.T) {
@@ -20,7 +22,7 @@ func TestCPUIDLeaf0NamesTheVendor(t *testing.T) {
 	})
 	cpuinfo, err := os.ReadFile("/proc/cpuinfo")
 	if err != nil {
-		t.Skipf("no /proc/cpuinfo to compare with: %v", err)
+		testenv.Missing(t, "/proc/cpuinfo to compare with: %v", err)
 	}
 	if !bytes.Contains(cpuinfo, []byte("vendor_id\t: "+vendor+"\n")) {
 		t.Fatalf("cpuid(0) vendor %q does not match /proc/cpuinfo's vendor_id", vendor)
@@ -30,7 +32,7 @@ func TestCPUIDLeaf0NamesTheVendor(t *testing.T) {
 func TestInvariantTSCMatchesTheKernelsNonstopTSCFlag(t *testing.T) {
 	cpuinfo, err := os.ReadFile("/proc/cpuinfo")
 	if err != nil {
-		t.Skipf("no /proc/cpuinfo to compare with: %v", err)
+		testenv.Missing(t, "/proc/cpuinfo to compare with: %v", err)
 	}
 	var flags []string
 	for line := range strings.Lines(string(cpuinfo)) {

@@ -10,6 +10,7 @@ import (
 	"github.com/gopmd/gopmd/bench/internal/machine"
 	"github.com/gopmd/gopmd/eal"
 	"github.com/gopmd/gopmd/hugemem"
+	"github.com/gopmd/gopmd/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -58,7 +59,7 @@ func someTests(t *testing.T) []Test {
 
 func TestRunMeasuresEveryTestAndFreesTheRing(t *testing.T) {
 	if runtime.NumCPU() < 2 {
-		t.Skip("the two-lcore tests need two CPUs")
+		testenv.Missing(t, "two CPUs for the two-lcore tests (have %d)", runtime.NumCPU())
 	}
 	mem := testMemory(t)
 	ts := someTests(t)

@@ -12,15 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopmd/gopmd/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 func TestCPIOArchiveListsWithTheCpioTool(t *testing.T) {
-	cpio, err := exec.LookPath("cpio")
-	if err != nil {
-		t.Skip("no cpio tool to cross-check the archive with")
-	}
+	cpio := testenv.RequireCommand(t, "cpio") // to cross-check the archive with
 	var buf bytes.Buffer
 	w := newCPIOWriter(&buf)
 	w.file("/a/b/hello", 0o644, []byte("hello, world"))
@@ -83,7 +81,7 @@ func TestModuleLoadOrderPutsDependenciesFirst(t *testing.T) {
 func TestInstalledKernelModulesResolve(t *testing.T) {
 	k, err := findKernel("")
 	if err != nil {
-		t.Skipf("no kernel package: %v", err)
+		testenv.Missing(t, "kernel package: %v", err)
 	}
 	mt, err := readModuleTree(k.modDir)
 	require.NoError(t, err)
@@ -100,7 +98,7 @@ func TestInstalledKernelModulesResolve(t *testing.T) {
 func TestPVHKernelIsExtractedFromTheBzImage(t *testing.T) {
 	k, err := findKernel("")
 	if err != nil {
-		t.Skipf("no kernel package: %v", err)
+		testenv.Missing(t, "kernel package: %v", err)
 	}
 	f, err := pvhKernel(k.image)
 	require.NoError(t, err)
@@ -236,7 +234,7 @@ func runRecorded(t *testing.T, cfg Config) string {
 func busybox(t *testing.T) string {
 	p, err := findBusybox()
 	if err != nil {
-		t.Skipf("%v", err)
+		testenv.Missing(t, "%v", err)
 	}
 	return p
 }

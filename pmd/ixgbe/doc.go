@@ -64,7 +64,10 @@
 // the queue pair it claims through ethdev, continuing from the cursors the
 // last owner left. The secondary gets the device's VFIO descriptors from
 // the primary (vfio.Attach) and maps BAR0 itself for its tail registers.
-// Stop the pollers before the primary stops or closes the port.
+// ethdev refuses to stop or close the port in the primary while a
+// secondary polls one of its queues (the rings' buffers go back to the
+// pool on stop), and the Device refuses every device-global change in a
+// secondary, even when reached past ethdev through Port.Device.
 //
 // # Proof
 //

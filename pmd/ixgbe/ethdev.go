@@ -80,7 +80,7 @@ func checkID(vendor, device uint16) (model, error) {
 // the MSI-X vector for link changes.
 type pciDevice struct {
 	vendor, device uint16
-	regs           Regs
+	regs           registers
 	irq            interrupt                    // nil in a secondary, or when interrupts are unavailable
 	iova           func(uint64) (uint64, error) // nil: the group memory's own IOVA
 	mapMemory      func() error                 // makes memory the group gained since reachable by the device; nil: nothing to do

@@ -38,7 +38,7 @@ var (
 type board struct {
 	dev      *model82599.Device
 	deviceID uint16
-	regs     Regs                         // what the driver gets: the model, or a wrapper of it
+	regs     registers                    // what the driver gets: the model, or a wrapper of it
 	iova     func(uint64) (uint64, error) // set when the group memory has no hugepages
 	sent     chan []byte                  // frames the device put on the wire
 	sentN    atomic.Int64

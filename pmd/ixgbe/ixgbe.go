@@ -85,7 +85,7 @@ type interrupt interface {
 // the device (reset, link, filters, counters); in a secondary it only
 // builds queue pollers from the shared state.
 type Device struct {
-	regs Regs
+	regs registers
 	mem  *hugemem.Memory
 	iova func(off uint64) (uint64, error) // group offset to device address
 	cfg  config
@@ -104,7 +104,7 @@ type Device struct {
 // newDevice attaches a driver to a port's registers and the group's
 // memory. The primary resets and initializes the device; a secondary finds
 // the primary's shared state.
-func newDevice(regs Regs, mem *hugemem.Memory, iova func(uint64) (uint64, error), cfg config) (*Device, error) {
+func newDevice(regs registers, mem *hugemem.Memory, iova func(uint64) (uint64, error), cfg config) (*Device, error) {
 	d := &Device{regs: regs, mem: mem, iova: iova, cfg: cfg}
 	if !cfg.primary {
 		z, err := mem.Lookup(cfg.name)
@@ -304,6 +304,9 @@ func (d *Device) enableInterrupts() {
 // Configure records the number of queues; the rings come with SetupRxQueue
 // and SetupTxQueue.
 func (d *Device) Configure(cfg ethdev.Config) error {
+	if err := d.primaryOnly("configure the port"); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.sh.Started != 0 {
@@ -328,6 +331,9 @@ func checkDesc(desc int) error {
 // hold a full frame (at least 2 KB after the headroom): the driver does not
 // chain receive buffers.
 func (d *Device) SetupRxQueue(q, desc int, pool *mbuf.Pool) error {
+	if err := d.primaryOnly("set up an rx queue"); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.checkSetup("rx", q, int(d.sh.NbRx)); err != nil {
@@ -356,6 +362,9 @@ func (d *Device) SetupRxQueue(q, desc int, pool *mbuf.Pool) error {
 
 // SetupTxQueue reserves tx queue q's ring for desc descriptors.
 func (d *Device) SetupTxQueue(q, desc int) error {
+	if err := d.primaryOnly("set up a tx queue"); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.checkSetup("tx", q, int(d.sh.NbTx)); err != nil {
@@ -394,6 +403,9 @@ func (d *Device) replaceZone(name string, size uint32) (*hugemem.Memzone, error)
 // Start is 4.6.7 and 4.6.8: receive and transmit initialization, each
 // queue enabled and checked, then reception.
 func (d *Device) Start() error {
+	if err := d.primaryOnly("start the port"); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.sh.Started != 0 {
@@ -568,6 +580,9 @@ func (d *Device) withRxHalted(fn func()) {
 // Stop halts the port: reception off, every queue disabled (4.6.7.1,
 // 4.6.8.1), the mbufs in the rings freed. Queues keep their setup.
 func (d *Device) Stop() error {
+	if err := d.primaryOnly("stop the port"); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.sh.Started == 0 {
@@ -670,6 +685,9 @@ func (d *Device) closePrimary() error {
 // SetPromiscuous accepts every unicast and multicast frame (FCTRL.UPE and
 // MPE, 8.2.3.7.1), or only those the filters pass.
 func (d *Device) SetPromiscuous(on bool) error {
+	if err := d.primaryOnly("change promiscuous mode"); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.promisc = on
@@ -680,6 +698,9 @@ func (d *Device) SetPromiscuous(on bool) error {
 // SetAllMulticast accepts every multicast frame (FCTRL.MPE), or only those
 // of the multicast list.
 func (d *Device) SetAllMulticast(on bool) error {
+	if err := d.primaryOnly("change all-multicast mode"); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.allmulti = on
@@ -692,6 +713,9 @@ func (d *Device) SetAllMulticast(on bool) error {
 // by bits 47:36 of the destination (8.2.3.7.7 with MCSTCTRL.MO = 00b), so a
 // few other groups that share a bit pass too.
 func (d *Device) SetMulticastAddrs(addrs []net.HardwareAddr) error {
+	if err := d.primaryOnly("set the multicast list"); err != nil {
+		return err
+	}
 	var mta [numMTA]uint32
 	for _, a := range addrs {
 		if len(a) != 6 || a[0]&1 == 0 {
@@ -862,7 +886,9 @@ func (d *Device) XStats() []ethdev.XStat {
 				ethdev.XStat{Name: fmt.Sprintf("hw_rx_q%d_dropped", q), Value: atomic.LoadUint64(&d.sh.HW[base+1])})
 		}
 		if q < int(d.sh.NbTx) {
-			out = append(out, ethdev.XStat{Name: fmt.Sprintf("hw_tx_q%d_packets", q), Value: atomic.LoadUint64(&d.sh.HW[base+2])})
+			out = append(out,
+				ethdev.XStat{Name: fmt.Sprintf("hw_tx_q%d_packets", q), Value: atomic.LoadUint64(&d.sh.HW[base+2])},
+				ethdev.XStat{Name: fmt.Sprintf("tx_q%d_mbufs_lost", q), Value: atomic.LoadUint64(&d.sh.Tx[q].Lost)})
 		}
 	}
 	return out
@@ -873,6 +899,15 @@ func (d *Device) XStats() []ethdev.XStat {
 func (d *Device) Info() ethdev.Info {
 	return ethdev.Info{MaxRxQueues: maxQueues, MaxTxQueues: maxQueues,
 		MinRxDesc: minDesc, MaxRxDesc: maxDesc, MinTxDesc: minDesc, MaxTxDesc: maxDesc}
+}
+
+// primaryOnly refuses op in a secondary: the device's registers and
+// configuration belong to the primary, which would not know of the change.
+func (d *Device) primaryOnly(op string) error {
+	if d.cfg.primary {
+		return nil
+	}
+	return fmt.Errorf("ixgbe %s: only the primary process may %s; this is a secondary", d.cfg.name, op)
 }
 
 // Register access and polling.

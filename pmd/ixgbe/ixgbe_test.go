@@ -699,13 +699,13 @@ func TestOpenVFIOChecksTheDeviceInSysfsFirst(t *testing.T) {
 
 // recordingRegs notes which registers the driver writes.
 type recordingRegs struct {
-	Regs
+	registers
 	written map[uint32]int
 }
 
 func (r *recordingRegs) Write32(off, v uint32) {
 	r.written[off]++
-	r.Regs.Write32(off, v)
+	r.registers.Write32(off, v)
 }
 
 func TestLinkSetupRestartsAutonegotiationOnlyOn82599(t *testing.T) {
@@ -715,7 +715,7 @@ func TestLinkSetupRestartsAutonegotiationOnlyOn82599(t *testing.T) {
 	}{{0x10FB, 1}, {0x1528, 0}, {0x15D1, 0}} {
 		r := newRig(t)
 		b, addr := r.board(deviceID(c.id))
-		rec := &recordingRegs{Regs: b.dev, written: map[uint32]int{}}
+		rec := &recordingRegs{registers: b.dev, written: map[uint32]int{}}
 		b.regs = rec
 		p := r.port(0, addr, 1, 64)
 		require.Equal(t, c.restarts, rec.written[regAUTOC], "AUTOC writes for device %04x", c.id)

@@ -5,10 +5,10 @@ package ixgbe
 // 2.x) that defines it. The X540 and X550 datasheets keep these offsets and
 // bits for the registers listed here.
 
-// Regs is access to a port's BAR0 registers: 32-bit reads and writes at
+// registers is access to a port's BAR0 registers: 32-bit reads and writes at
 // byte offsets (8.1: "all registers are 32 bits wide"). An mmap'd BAR
 // satisfies it on real hardware; model82599.Device satisfies it in tests.
-type Regs interface {
+type registers interface {
 	Read32(off uint32) uint32
 	Write32(off uint32, v uint32)
 }

@@ -43,7 +43,7 @@ type rxQueue struct {
 	bufLen   uint32                // bytes the device may write per buffer
 	rdt      uint32                // offset of this queue's RDT
 	port     uint16                // recorded in each mbuf
-	regs     Regs                  // for RDT
+	regs     registers             // for RDT
 	pool     *mbuf.Pool            // refills
 	cache    *mempool.Cache        // the polling lcore's cache of pool, or nil
 	counters *ethdev.QueueCounters // shared counters, written only here
@@ -205,6 +205,8 @@ func (q *rxQueue) RxBurst(pkts []*mbuf.Mbuf) int {
 		idx = (idx + 1) & mask
 	}
 	if used < int(got) {
+		// Back to the pool they just came from, open in this process: only
+		// a Debug pool's double-free check can refuse them.
 		mbuf.FreeBulk(q.cache, q.fresh[used:got])
 	}
 	// The descriptor at the old tail was armed but not the device's; it is
@@ -237,7 +239,7 @@ type txQueue struct {
 	base     unsafe.Pointer        // group offset 0 in this process
 	mask     uint32                // descriptors - 1
 	tdt      uint32                // offset of this queue's TDT
-	regs     Regs                  // for TDT
+	regs     registers             // for TDT
 	counters *ethdev.QueueCounters // shared counters, written only here
 	dma      dma                   // mbuf to device address
 	cache    *mempool.Cache        // the polling lcore's cache (of any pool), or nil
@@ -281,10 +283,20 @@ func (q *txQueue) clean(next, clean uint32) uint32 {
 				k++
 			}
 		}
-		mbuf.FreeBulk(q.cache, q.done[:k])
+		if mbuf.FreeBulk(q.cache, q.done[:k]) != nil {
+			q.lost(uint64(k))
+		}
 		clean = (clean + txBatch) & q.mask
 	}
 	return clean
+}
+
+// lost counts mbufs a free could not give back: their pool is not open in
+// this process (mbuf.ErrPoolNotOpen) or refused them. They stay out of
+// their pool; the count shows as tx_q<n>_mbufs_lost. Counting allocates
+// nothing, so a process that keeps failing does not slow down further.
+func (q *txQueue) lost(n uint64) {
+	atomic.StoreUint64(&q.sh.Lost, q.sh.Lost+n)
 }
 
 // TxBurst queues up to len(pkts) packets (at most 64) and moves TDT once.
@@ -313,7 +325,9 @@ func (q *txQueue) TxBurst(pkts []*mbuf.Mbuf) int {
 			}
 			if iova == 0 || pktLen == 0 || pktLen > maxTxFrame || uint32(m.DataLen()) != pktLen {
 				bad++
-				m.Free(q.cache)
+				if m.Free(q.cache) != nil {
+					q.lost(1)
+				}
 				continue
 			}
 			cmd := uint64(pktLen) | txdDTYPData | txdDEXT | txdIFCS | txdEOP
@@ -330,16 +344,23 @@ func (q *txQueue) TxBurst(pkts []*mbuf.Mbuf) int {
 		}
 		if !q.chain(m, &next) {
 			bad++
-			m.Free(q.cache)
+			if m.Free(q.cache) != nil {
+				q.lost(1)
+			}
 			continue
 		}
 		free -= segs
 		bytes += uint64(pktLen)
 	}
-	if next != sh.Next {
+	// The cursors first, then TDT: an owner dying in between leaves the
+	// next owner knowing the descriptors up to next are written (the
+	// device just does not have them yet); the other order would have it
+	// rewrite descriptors the device owns.
+	moved := next != sh.Next
+	sh.Next, sh.Clean = next, clean
+	if moved {
 		q.regs.Write32(q.tdt, next) // 8.2.3.9.9: one tail write per burst
 	}
-	sh.Next, sh.Clean = next, clean
 	if bad > 0 {
 		q.counters.AddErrors(bad)
 	}

@@ -16,7 +16,7 @@ import (
 // sharedVersion on any change.
 const (
 	sharedMagic   = 0x6770_6d64_6978_6762 // "gpmdixgb"
-	sharedVersion = 1
+	sharedVersion = 2
 	maxQueues     = ethdev.MaxQueues // RSS reaches 16 queues: a RETA entry has 4 bits (8.2.3.7)
 )
 
@@ -62,7 +62,9 @@ type txShared struct {
 	Size  uint32 // descriptors, a power of two
 	Next  uint32 // the next free descriptor, which TDT points at
 	Clean uint32 // the oldest descriptor whose mbuf is not freed yet
-	_     [44]byte
+	_     uint32
+	Lost  uint64 // mbufs whose free failed, kept out of their pool (see txQueue.lost)
+	_     [32]byte
 }
 
 // Compile-time size checks: one cache line per tx queue, two per rx queue.

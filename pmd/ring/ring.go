@@ -5,9 +5,16 @@
 // DPDK's net_ring, it moves mbuf references and never copies a packet.
 //
 //	--vdev net_ring0[,size=N]   (N ring slots per queue, a power of two; 1024 by default)
+//
+// The rings are memzones named after the port and the queue. The primary
+// makes them fresh on each Configure (freeing the mbufs a previous
+// configuration left in them) and, when the port closes, frees the mbufs
+// still in flight and the rings; a port created again under the same name
+// so starts from empty rings of the size it asks for.
 package ring
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"unsafe"
@@ -72,20 +79,60 @@ func (d *device) Info() ethdev.Info {
 }
 
 // Configure creates one ring per queue pair; rx and tx queue q share it.
+// Rings of an earlier configuration, or of an earlier port of the same
+// name, are drained and freed first: their size may differ, and the mbuf
+// offsets in them are stale.
 func (d *device) Configure(cfg ethdev.Config) error {
 	if cfg.RxQueues != cfg.TxQueues {
 		return fmt.Errorf("net_ring loops tx queue q back to rx queue q, so it needs as many rx as tx queues (got %d and %d)", cfg.RxQueues, cfg.TxQueues)
 	}
+	if err := d.freeRings(); err != nil {
+		return err
+	}
 	mem := d.port.Memory()
 	for q := range cfg.RxQueues {
-		if _, err := ring.Lookup(mem, d.ringName(q)); err == nil {
-			continue // configured before
-		}
 		if _, err := ring.Create(mem, d.ringName(q), d.size, ring.SPEnq|ring.SCDeq); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// freeRings frees the mbufs in every ring of the port, then the rings.
+func (d *device) freeRings() error {
+	mem := d.port.Memory()
+	var errs []error
+	for q := range ethdev.MaxQueues {
+		r, err := ring.Lookup(mem, d.ringName(q))
+		if errors.Is(err, hugemem.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, drain(mem, r), r.Free())
+	}
+	return errors.Join(errs...)
+}
+
+// drain frees the mbufs whose offsets r holds.
+func drain(mem *hugemem.Memory, r *ring.Ring) error {
+	var offs [64]uint64
+	var ms [64]*mbuf.Mbuf
+	var errs []error
+	for {
+		n := int(r.DequeueBurst(offs[:]))
+		if n == 0 {
+			return errors.Join(errs...)
+		}
+		for i, off := range offs[:n] {
+			ms[i] = mbuf.FromOff(mem, off)
+		}
+		if err := mbuf.FreeBulk(nil, ms[:n]); err != nil {
+			errs = append(errs, fmt.Errorf("free mbufs left in ring %q: %w", r.Name(), err))
+		}
+	}
 }
 
 func (d *device) SetupRxQueue(q, desc int, pool *mbuf.Pool) error { return nil }
@@ -94,7 +141,15 @@ func (d *device) Start() error                                    { return nil }
 func (d *device) Stop() error                                     { return nil }
 func (d *device) SetPromiscuous(bool) error                       { return nil }
 func (d *device) XStats() []ethdev.XStat                          { return nil }
-func (d *device) Close() error                                    { return nil }
+
+// Close frees, in the primary, the mbufs in flight and the rings: ethdev
+// closes a port in the primary only once no other process polls it.
+func (d *device) Close() error {
+	if !d.port.Primary() {
+		return nil
+	}
+	return d.freeRings()
+}
 
 func (d *device) RxQueue(q int, c *ethdev.QueueCounters) (ethdev.RxQueue, error) {
 	return d.queue(q, c)

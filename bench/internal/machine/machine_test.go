@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopmd/gopmd/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -28,7 +29,7 @@ func TestClassifyUsesDPDKsRules(t *testing.T) {
 
 func TestRelateReadsSysfs(t *testing.T) {
 	if runtime.NumCPU() < 2 {
-		t.Skip("needs two CPUs")
+		testenv.Missing(t, "two CPUs (have %d)", runtime.NumCPU())
 	}
 	_, err := Relate(0, 1)
 	require.NoError(t, err)
