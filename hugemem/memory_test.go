@@ -12,6 +12,7 @@ import (
 
 	"github.com/gopmd/gopmd/internal/testenv"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 var groupSeq atomic.Int64
@@ -415,4 +416,18 @@ func TestCorruptedSegmentCountOrPageIndexIsAnErrorNotAPanic(t *testing.T) {
 			require.ErrorContains(t, err, "corrupted")
 		})
 	})
+}
+
+// TestSegmentFilesResistDPDKsHugepageCleanup: DPDK's EAL unlinks every
+// "*map_*" file in hugetlbfs it can lock exclusively; our files are locked
+// shared while a process of the group has them open.
+func TestSegmentFilesResistDPDKsHugepageCleanup(t *testing.T) {
+	requireHugepages(t)
+	m := newMemory(t, testOptions(t, false))
+	path := m.Segments()[0].Path
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	require.ErrorIs(t, unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB), unix.EWOULDBLOCK,
+		"a cleaner must not be able to lock %s exclusively while the group uses it", path)
 }

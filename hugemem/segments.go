@@ -63,6 +63,14 @@ func (m *Memory) removeStaleSegments() {
 	}
 }
 
+// holdSegment takes a shared flock on a segment file for as long as this
+// process keeps it open. DPDK's EAL, starting with hugepages, deletes every
+// "*map_*" file in hugetlbfs on which it can take an exclusive lock; our
+// shared lock keeps a running group's files from such a clean-up.
+func holdSegment(f *os.File) {
+	unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
+}
+
 // addSegment creates segment number NSegs of at least size bytes, maps it
 // and publishes it. Callers hold the registry lock (or are still creating).
 func (m *Memory) addSegment(size uint64, kind uint32) error {
@@ -81,6 +89,7 @@ func (m *Memory) addSegment(size uint64, kind uint32) error {
 		if err != nil {
 			return fmt.Errorf("create segment file: %w", err)
 		}
+		holdSegment(f)
 		var st unix.Statfs_t
 		if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
 			f.Close()
@@ -176,6 +185,7 @@ func (m *Memory) syncSegments(locked bool) error {
 		if err != nil {
 			return fmt.Errorf("hugemem: open segment %d: %w", i, err)
 		}
+		holdSegment(f)
 		if st, err := f.Stat(); err != nil || uint64(st.Size()) < d.Len {
 			f.Close()
 			return fmt.Errorf("hugemem: segment %d file %s is shorter than its recorded %d bytes", i, open, d.Len)
