@@ -1,6 +1,7 @@
 package ethdev
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -15,7 +16,6 @@ import (
 var (
 	pciMu      sync.Mutex
 	pciDrivers = map[pci.ID]string{}
-	pciCount   = map[string]int{}
 )
 
 // RegisterPCI makes driver (registered with Register, such as "net_ixgbe")
@@ -45,12 +45,17 @@ func CreatePCI(proc *mp.Process, dev eal.Device) (*Port, error) {
 	if !ok {
 		drv, ok = pciDrivers[pci.ID{Vendor: d.VendorID, Device: pci.AnyID}]
 	}
-	n := pciCount[drv]
-	pciCount[drv]++
 	pciMu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("ethdev: %s: no driver for PCI id %04x:%04x (import the driver's package; registered drivers: %v)", dev.Addr, d.VendorID, d.DeviceID, Drivers())
 	}
-	vdev := eal.VDev{Name: fmt.Sprintf("%s%d", drv, n), Args: append([]eal.KeyValue{{Key: "pci", Value: dev.Addr.String()}}, dev.Args...)}
-	return Create(proc, vdev.String())
+	// The port takes the first free instance name of its driver.
+	for n := range MaxPorts {
+		vdev := eal.VDev{Name: fmt.Sprintf("%s%d", drv, n), Args: append([]eal.KeyValue{{Key: "pci", Value: dev.Addr.String()}}, dev.Args...)}
+		p, err := Create(proc, vdev.String())
+		if !errors.Is(err, errNameTaken) {
+			return p, err
+		}
+	}
+	return nil, fmt.Errorf("ethdev: %s: every %s instance name is taken", dev.Addr, drv)
 }

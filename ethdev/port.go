@@ -29,6 +29,9 @@ type Port struct {
 	closed  bool
 }
 
+// errNameTaken is wrapped when a port's name is in use.
+var errNameTaken = errors.New("port name taken")
+
 // ErrQueueTaken is wrapped when another live process polls a queue.
 var ErrQueueTaken = errors.New("queue is claimed by another process")
 
@@ -94,7 +97,7 @@ func Create(proc *mp.Process, device string) (*Port, error) {
 			}
 			if cstr(sp.Name[:]) == vdev.Name {
 				if sp.Owner.Alive() {
-					return fmt.Errorf("ethdev: a port named %q already exists (port %d)", vdev.Name, i)
+					return fmt.Errorf("ethdev: a port named %q already exists (port %d): %w", vdev.Name, i, errNameTaken)
 				}
 				free = i // left by a dead primary of an earlier group incarnation
 				break
