@@ -7,6 +7,7 @@ import (
 
 	"github.com/gopmd/gopmd/ethdev"
 	"github.com/gopmd/gopmd/mbuf"
+	"github.com/gopmd/gopmd/mempool"
 )
 
 const (
@@ -34,6 +35,7 @@ type queue struct {
 	server   bool
 	counters *ethdev.QueueCounters
 	pool     *mbuf.Pool
+	cache    *mempool.Cache // the polling lcore's cache of pool (BindLcore), or nil
 	port     uint16
 	log      *slog.Logger
 
@@ -51,6 +53,16 @@ type queue struct {
 	maxLen  uint32 // longest descriptor accepted on rx
 
 	scratch [maxBurst]*mbuf.Mbuf
+}
+
+// BindLcore makes the queue allocate and free mbufs through lcore's cache
+// of its pool instead of the pool's ring. Only an rx queue has a pool: a
+// tx queue frees the packets it sent into their pools' rings, one bulk
+// put per burst.
+func (q *queue) BindLcore(lcore int) {
+	if q.pool != nil {
+		q.cache = q.pool.Cache(lcore)
+	}
 }
 
 // RxBurst copies received packets into fresh mbufs of the queue's pool.
@@ -88,7 +100,7 @@ func (q *queue) RxBurst(pkts []*mbuf.Mbuf) int {
 
 func (q *queue) receive(pkts []*mbuf.Mbuf, avail uint32) int {
 	k := min(len(pkts), int(avail), maxBurst)
-	for k > 0 && q.pool.AllocBulk(nil, q.scratch[:k]) != nil {
+	for k > 0 && q.pool.AllocBulk(q.cache, q.scratch[:k]) != nil {
 		k /= 2
 	}
 	used, n := 0, 0
@@ -103,7 +115,7 @@ func (q *queue) receive(pkts []*mbuf.Mbuf, avail uint32) int {
 		q.cursor += uint16(slots)
 		avail -= slots
 		if !ok {
-			m.Free(nil)
+			m.Free(q.cache)
 			bad++
 			continue
 		}
@@ -113,7 +125,7 @@ func (q *queue) receive(pkts []*mbuf.Mbuf, avail uint32) int {
 		bytes += uint64(m.PktLen())
 	}
 	if used < k {
-		mbuf.FreeBulk(nil, q.scratch[used:k])
+		mbuf.FreeBulk(q.cache, q.scratch[used:k])
 	}
 	if bad > 0 {
 		q.counters.AddErrors(bad)
@@ -167,10 +179,10 @@ func (q *queue) appendData(m *mbuf.Mbuf, src []byte) bool {
 	for len(src) > 0 {
 		room := last.Tailroom()
 		if room == 0 {
-			seg, err := q.pool.Alloc(nil)
+			seg, err := q.pool.Alloc(q.cache)
 			if err != nil || m.Chain(seg) != nil {
 				if seg != nil {
-					seg.Free(nil)
+					seg.Free(q.cache)
 				}
 				return false
 			}
@@ -250,7 +262,7 @@ func (q *queue) TxBurst(pkts []*mbuf.Mbuf) int {
 		return 0
 	}
 	q.cursor = slot
-	mbuf.FreeBulk(nil, pkts[:n])
+	mbuf.FreeBulk(q.cache, pkts[:n])
 	q.counters.Count(uint64(n), bytes)
 	return n
 }
