@@ -1,13 +1,16 @@
 // Command vsdpdk measures DPDK and gopmd side by side on the same tests, in
 // one run, and prints one row per test with both values and gopmd's speedup.
 //
-//	vsdpdk [-rows regexp] [-v] [-cpus 0,1] [-duration 1s] ring|mempool
+//	vsdpdk [-rows regexp] [-v] [-cpus 0,1] [-duration 1s] ring|mempool|memif
 //
 // ring runs dpdk-test's ring_perf_autotest and gopmd's port of its loops
 // (TSC cycles per iteration; speedup = dpdk/gopmd). mempool builds a small C
 // harness with the loop of mempool_perf_autotest against libdpdk and runs it
 // next to the same loop on gopmd's mempool (objects per second; speedup =
-// gopmd/dpdk). Output rows are
+// gopmd/dpdk). memif runs dpdk-testpmd txonly into dpdk-testpmd rxonly over
+// a memif link, then puts gopmd's cmd/testpmd at one end in its place
+// (frames per second the receiver counts; speedup = gopmd/dpdk). Output
+// rows are
 //
 //	<test name>\tdpdk=<value>\tgopmd=<value>\tspeedup=<x>
 //
@@ -49,7 +52,7 @@ type options struct {
 	stderr   io.Writer // progress and raw DPDK output
 }
 
-const usage = `usage: vsdpdk [flags] ring|mempool
+const usage = `usage: vsdpdk [flags] ring|mempool|memif
 
 Runs DPDK and gopmd on the same tests and prints, per test,
 <name>\tdpdk=<value>\tgopmd=<value>\tspeedup=<x> (speedup > 1: gopmd faster),
@@ -69,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	rowsExpr := fs.String("rows", "", "run only the rows whose name matches this regular expression")
 	verbose := fs.Bool("v", false, "show DPDK's raw output (on stderr)")
 	cpuList := fs.String("cpus", "0,1", "CPUs to run on, as DPDK's -l (the lcore ids are the CPU numbers); ring uses the first two")
-	duration := fs.Duration("duration", time.Second, "mempool: time per row on each side (the autotest uses 5s)")
+	duration := fs.Duration("duration", time.Second, "mempool: time per row on each side (the autotest uses 5s); memif: the measuring window")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -106,8 +109,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runRing(ctx, o, stdout)
 	case "mempool":
 		err = runMempool(ctx, o, stdout)
+	case "virtio":
+		err = runVirtio(ctx, o, stdout)
+	case "memif":
+		err = runMemif(ctx, o, stdout)
 	default:
-		fmt.Fprintf(stderr, "vsdpdk: unknown subcommand %q: want ring or mempool\n", sub)
+		fmt.Fprintf(stderr, "vsdpdk: unknown subcommand %q: want ring, mempool or memif\n", sub)
 		return 2
 	}
 	if err != nil {
