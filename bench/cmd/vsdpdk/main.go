@@ -114,7 +114,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "memif":
 		err = runMemif(ctx, o, stdout)
 	default:
-		fmt.Fprintf(stderr, "vsdpdk: unknown subcommand %q: want ring, mempool or memif\n", sub)
+		fmt.Fprintf(stderr, "vsdpdk: unknown subcommand %q: want ring, mempool, memif or virtio\n", sub)
 		return 2
 	}
 	if err != nil {
