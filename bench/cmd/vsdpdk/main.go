@@ -52,7 +52,7 @@ type options struct {
 	stderr   io.Writer // progress and raw DPDK output
 }
 
-const usage = `usage: vsdpdk [flags] ring|mempool|memif
+const usage = `usage: vsdpdk [flags] ring|mempool|memif|virtio
 
 Runs DPDK and gopmd on the same tests and prints, per test,
 <name>\tdpdk=<value>\tgopmd=<value>\tspeedup=<x> (speedup > 1: gopmd faster),
