@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -73,6 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	verbose := fs.Bool("v", false, "show DPDK's raw output (on stderr)")
 	cpuList := fs.String("cpus", "0,1", "CPUs to run on, as DPDK's -l (the lcore ids are the CPU numbers); ring uses the first two")
 	duration := fs.Duration("duration", time.Second, "mempool: time per row on each side (the autotest uses 5s); memif: the measuring window")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the Go side) to this file, e.g. to refresh default.pgo")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -87,6 +89,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() != 0 {
 		fmt.Fprintf(stderr, "vsdpdk: unexpected arguments after %s: %s\n", sub, strings.Join(fs.Args(), " "))
 		return 2
+	}
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "vsdpdk: -cpuprofile: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "vsdpdk: -cpuprofile: %v\n", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 
 	o := options{verbose: *verbose, duration: *duration, stderr: stderr}
