@@ -7,7 +7,7 @@ import "unsafe"
 // checked by TestSharedLayout. Change layoutVersion whenever it changes.
 const (
 	configMagic   = 0x67706d645f6d656d // "gpmd_mem"
-	layoutVersion = 1
+	layoutVersion = 2
 
 	maxSegments = 64
 	maxZones    = 1024
@@ -34,8 +34,9 @@ type sharedConfig struct {
 	Magic    uint64
 	Version  uint32
 	Size     uint32 // unsafe.Sizeof(sharedConfig{}) of the creator
-	Lock     uint32 // pid of the process holding the registry lock, 0 when free
+	Lock     uint64 // holder of the registry lock (lockWord), 0 when free
 	IOVAMode uint32
+	_        uint32
 	Limit    uint64 // bytes the group may map in segments
 	Span     uint64 // bytes of address space each process reserves
 	Creator  int32  // pid of the process that created the group

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/gopmd/gopmd/internal/testenv"
@@ -37,12 +38,12 @@ func newMemory(t *testing.T, o Options) *Memory {
 }
 
 func TestSharedLayout(t *testing.T) {
-	require.Equal(t, uintptr(40), unsafe.Offsetof(sharedConfig{}.Creator), "livePID reads Creator at this offset")
+	require.Equal(t, uintptr(48), unsafe.Offsetof(sharedConfig{}.Creator), "livePID reads Creator at this offset")
 	require.Equal(t, uintptr(40), unsafe.Sizeof(segDesc{}))
 	require.Equal(t, uintptr(64), unsafe.Sizeof(zoneDesc{}))
 	require.Zero(t, unsafe.Offsetof(sharedConfig{}.Segs)%8)
 	require.Zero(t, unsafe.Offsetof(sharedConfig{}.Zones)%8)
-	require.Equal(t, uint64(56+256+maxSegments*40+maxZones*64+maxPages*8), configSize)
+	require.Equal(t, uint64(64+256+maxSegments*40+maxZones*64+maxPages*8), configSize)
 }
 
 func TestReserveLookupFree(t *testing.T) {
@@ -430,4 +431,28 @@ func TestSegmentFilesResistDPDKsHugepageCleanup(t *testing.T) {
 	defer f.Close()
 	require.ErrorIs(t, unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB), unix.EWOULDBLOCK,
 		"a cleaner must not be able to lock %s exclusively while the group uses it", path)
+}
+
+// TestLockOfADeadHolderWhosePidWasReusedIsTakenOver: the lock word names
+// its holder by pid and start time, so a live process that got the dead
+// holder's pid does not keep the group wedged.
+func TestLockOfADeadHolderWhosePidWasReusedIsTakenOver(t *testing.T) {
+	m := newMemory(t, testOptions(t, true))
+	other := exec.Command("sleep", "30")
+	require.NoError(t, other.Start())
+	defer func() { other.Process.Kill(); other.Wait() }()
+	// The record a holder with other's pid but an earlier life would leave.
+	m.cfg.Lock = lockWord(other.Process.Pid) ^ 1
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Reserve("after-reuse", 64, 0)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the lock of a dead holder stayed taken because its pid now belongs to a live process")
+	}
 }

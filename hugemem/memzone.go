@@ -2,8 +2,8 @@ package hugemem
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
+	"github.com/gopmd/gopmd/internal/proclive"
 	"os"
 	"slices"
 	"sync"
@@ -204,8 +204,9 @@ func (m *Memory) findGap(size, align uint64) (seg uint32, off uint64, ok bool) {
 var procLock sync.Mutex
 
 // lock takes the group's registry lock: first this Memory's mutex and the
-// process's procLock, then the shared word holding the owner's pid. A holder that died is detected
-// and its lock taken over, so a crash never wedges the group. It also maps
+// process's procLock, then the shared word naming the holder (lockWord). A
+// holder that died is detected, even when its pid was reused since, and its
+// lock taken over, so a crash never wedges the group. It also maps
 // segments other processes added meanwhile.
 func (m *Memory) lock() (unlock func(), err error) {
 	m.mu.Lock()
@@ -214,23 +215,23 @@ func (m *Memory) lock() (unlock func(), err error) {
 		return nil, fmt.Errorf("hugemem: group %q memory is closed", m.opts.Prefix)
 	}
 	procLock.Lock()
-	me := uint32(os.Getpid())
-	for spin := 0; !atomic.CompareAndSwapUint32(&m.cfg.Lock, 0, me); spin++ {
-		holder := atomic.LoadUint32(&m.cfg.Lock)
+	me := lockWord(os.Getpid())
+	for spin := 0; !atomic.CompareAndSwapUint64(&m.cfg.Lock, 0, me); spin++ {
+		holder := atomic.LoadUint64(&m.cfg.Lock)
 		if holder == me {
-			// Our pid, yet procLock says nobody here holds it: a process
-			// that died holding it had the same pid.
-			atomic.CompareAndSwapUint32(&m.cfg.Lock, me, 0)
+			// Ourselves, yet procLock says nobody here holds it: a leaked
+			// lock of this very process.
+			atomic.CompareAndSwapUint64(&m.cfg.Lock, me, 0)
 			continue
 		}
-		if spin%64 == 63 && holder != 0 && errors.Is(unix.Kill(int(holder), 0), unix.ESRCH) {
-			atomic.CompareAndSwapUint32(&m.cfg.Lock, holder, 0)
+		if spin%64 == 63 && holder != 0 && !holderAlive(holder) {
+			atomic.CompareAndSwapUint64(&m.cfg.Lock, holder, 0)
 			continue
 		}
 		time.Sleep(10 * time.Microsecond)
 	}
 	unlock = func() {
-		atomic.StoreUint32(&m.cfg.Lock, 0)
+		atomic.StoreUint64(&m.cfg.Lock, 0)
 		procLock.Unlock()
 		m.mu.Unlock()
 	}
@@ -254,4 +255,18 @@ func (m *Memory) WithLock(fn func() error) error {
 	}
 	defer unlock()
 	return fn()
+}
+
+// lockWord names a process in one 64-bit word, so it can be compared and
+// swapped at once: its pid above, the low 32 bits of its start time below.
+// A process with a reused pid has another start time.
+func lockWord(pid int) uint64 {
+	start, _ := proclive.StartTime(pid)
+	return uint64(uint32(pid))<<32 | uint64(uint32(start))
+}
+
+// holderAlive reports whether the process a lock word names still runs.
+func holderAlive(w uint64) bool {
+	start, err := proclive.StartTime(int(w >> 32))
+	return err == nil && uint32(start) == uint32(w)
 }

@@ -1,17 +1,15 @@
 package mp
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"unsafe"
 
 	"github.com/gopmd/gopmd/hugemem"
-	"golang.org/x/sys/unix"
+	"github.com/gopmd/gopmd/internal/proclive"
 )
 
 // The process table lives in the memzone procTableZone. Every process of the
@@ -65,30 +63,8 @@ func (e *procEntry) alive() bool {
 	return err == nil && st == e.StartTime
 }
 
-// procStartTime reads field 22 of /proc/<pid>/stat, the process's start time
-// in clock ticks since boot. A pid that was reused has a different one.
-func procStartTime(pid int) (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may hold spaces and parentheses; the
-	// fields after it start behind the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("mp: /proc/%d/stat has no command field", pid)
-	}
-	fields := bytes.Fields(b[i+1:])
-	const startTimeField = 22 - 3 // fields[0] is field 3 (state)
-	if len(fields) <= startTimeField {
-		return 0, fmt.Errorf("mp: /proc/%d/stat has only %d fields", pid, len(fields)+2)
-	}
-	// A zombie keeps its stat file until reaped; it is dead for our purposes.
-	if fields[0][0] == 'Z' || fields[0][0] == 'X' {
-		return 0, unix.ESRCH
-	}
-	return strconv.ParseUint(string(fields[startTimeField]), 10, 64)
-}
+// procStartTime is the start time that tells a reused pid from the original.
+func procStartTime(pid int) (uint64, error) { return proclive.StartTime(pid) }
 
 // openProcTable creates (primary) or finds (secondary) the process table.
 func openProcTable(mem *hugemem.Memory, create bool) (*procTable, error) {
