@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -271,6 +272,11 @@ func (p *Process) Close() error {
 func (p *Process) reaped(dead procEntry, pools []*mempool.Pool) {
 	lcores := dead.lcoreIDs()
 	flushCaches(pools, lcores)
+	// Its IPC socket file outlives it; nobody will receive there again.
+	stale, _ := filepath.Glob(filepath.Join(p.Mem.RuntimeDir(), fmt.Sprintf("%s_%d_*", ipc.PrimarySocket, dead.PID)))
+	for _, f := range stale {
+		os.Remove(f)
+	}
 	slog.Info("mp: group member exited without closing; its lcores and mempool caches are reclaimed",
 		"pid", dead.PID, "type", ProcType(dead.Type), "lcores", lcores)
 	ev := ExitedProcess{PID: int(dead.PID), Type: ProcType(dead.Type), Lcores: lcores}

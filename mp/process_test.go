@@ -93,6 +93,8 @@ func TestCoresOfAKilledSecondaryAreReclaimed(t *testing.T) {
 
 	again := startChild(t, childSpec{Role: "hold", Type: Secondary, Mem: g, Lcores: lcore(1, 1)})
 	again.expect("ready secondary")
+	leftover, _ := filepath.Glob(filepath.Join(g.RuntimeDir, fmt.Sprintf("mp_socket_%d_*", s.pid())))
+	require.Empty(t, leftover, "the killed secondary's socket file is removed when it is reaped")
 }
 
 func TestClosedSecondaryReleasesItsCores(t *testing.T) {
