@@ -425,17 +425,37 @@ func stress(t *testing.T, l *Lists, timers []Timer, mutate func(stop <-chan stru
 
 	stop := make(chan struct{})
 	var managers, mutators sync.WaitGroup
+	// Lcore 0 itself changes timers between its Manage calls, on the same
+	// goroutine: an Lcore handle is one thread's, as a DPDK lcore is, and a
+	// change made through it counts as made from that lcore's callbacks.
+	mutators.Add(1)
 	for id := range 2 {
 		c := lcore(t, l, id)
 		managers.Add(1)
 		go func() {
 			defer managers.Done()
+			end := time.Now().Add(300 * time.Millisecond)
+			mutating := id == 0
 			for {
 				select {
 				case <-stop:
 					return
 				default:
 					c.Manage()
+				}
+				if !mutating {
+					continue
+				}
+				if time.Now().After(end) {
+					mutating = false
+					mutators.Done()
+					continue
+				}
+				tm := timers[rand.IntN(len(timers))]
+				if rand.IntN(2) == 0 {
+					c.Reset(tm, time.Duration(rand.IntN(100))*time.Microsecond, 0, rand.IntN(2))
+				} else {
+					c.Stop(tm)
 				}
 			}
 		}()
@@ -444,20 +464,6 @@ func stress(t *testing.T, l *Lists, timers []Timer, mutate func(stop <-chan stru
 	go func() {
 		defer mutators.Done()
 		mutate(stop)
-	}()
-	// Lcore 0 itself changes timers between Manage calls, too.
-	mutators.Add(1)
-	go func() {
-		defer mutators.Done()
-		c := lcore(t, l, 0)
-		for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); {
-			tm := timers[rand.IntN(len(timers))]
-			if rand.IntN(2) == 0 {
-				c.Reset(tm, time.Duration(rand.IntN(100))*time.Microsecond, 0, rand.IntN(2))
-			} else {
-				c.Stop(tm)
-			}
-		}
 	}()
 	mutators.Wait()
 
