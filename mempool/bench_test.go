@@ -44,13 +44,19 @@ func perfLoop(p *Pool, c *Cache, objects, keep, bulk int) error {
 	table := make([]uint64, keep)
 	for done := 0; done < objects; done += keep {
 		for i := 0; i < keep; i += bulk {
-			if err := p.GetBulk(c, table[i:i+bulk]); err != nil {
-				return err
+			objs := table[i : i+bulk]
+			if c == nil || !c.TryGetBulk(objs) {
+				if err := p.GetBulk(c, objs); err != nil {
+					return err
+				}
 			}
 		}
 		for i := 0; i < keep; i += bulk {
-			if err := p.PutBulk(c, table[i:i+bulk]); err != nil {
-				return err
+			objs := table[i : i+bulk]
+			if c == nil || !c.TryPutBulk(objs) {
+				if err := p.PutBulk(c, objs); err != nil {
+					return err
+				}
 			}
 		}
 	}

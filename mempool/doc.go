@@ -46,6 +46,16 @@
 // GetBulk is all or nothing, like rte_mempool_get_bulk. Get, put and the
 // conversions allocate nothing and take no lock.
 //
+// # Fast paths
+//
+// DPDK's get and put are inline functions; Go does not inline GetBulk and
+// PutBulk, because they also hold the slow paths. Cache.TryGetBulk and
+// Cache.TryPutBulk are the cache-only halves, small enough to be inlined
+// into the caller's loop, for bulks of up to TryMax objects; the caller
+// falls back to GetBulk or PutBulk when they decline. Bigger bulks are
+// copied between the cache and the caller with 32-byte AVX2 moves on amd64
+// CPUs that have them.
+//
 // # Debug mode
 //
 // Pools created with Debug carry a header and a trailer cookie around every

@@ -9,27 +9,9 @@ import (
 // or fails with ErrEmpty and takes nothing. c is the calling lcore's cache
 // of p, or nil.
 func (p *Pool) GetBulk(c *Cache, objs []uint64) error {
-	if c != nil {
-		// Fast path: served by the cache alone.
-		if c.fast == p {
-			l, n := c.hdr.len, uint32(len(objs))
-			if n <= l && l <= c.nslots {
-				c.hdr.len = l - n // shrink before handing out: see handOff
-				if n == 1 {
-					objs[0] = *c.slot(l - 1)
-				} else {
-					copy(objs, c.slots[l-n:l])
-				}
-				return nil
-			}
-		}
-	} else if !p.debug {
-		return p.dequeue(objs)
-	}
-	if p.debug {
-		return p.getDebug(c, objs)
-	}
-	return p.get(c, objs)
+	// Small enough to be inlined: the caller calls getBulk, which is
+	// assembly on amd64, directly.
+	return getBulk(p, c, objs)
 }
 
 // PutBulk gives the objects back to the pool. c is the calling lcore's
@@ -38,27 +20,96 @@ func (p *Pool) GetBulk(c *Cache, objs []uint64) error {
 // pool; in any pool, more objects than it holds (a double free that
 // Debug would have caught).
 func (p *Pool) PutBulk(c *Cache, objs []uint64) error {
-	if c != nil {
-		// Fast path: the objects fit in the cache below its flush threshold.
-		if c.fast == p {
-			l, n := c.hdr.len, uint32(len(objs))
-			if l <= c.flush && n <= c.flush-l {
-				if n == 1 {
-					*c.slot(l) = objs[0]
-				} else {
-					copy(c.slots[l:], objs)
-				}
-				c.hdr.len = l + n
-				return nil
-			}
+	return putBulk(p, c, objs)
+}
+
+// getBulkGo is GetBulk in Go: the whole of it where getBulk has no
+// assembly, the slow path where it has.
+func getBulkGo(p *Pool, c *Cache, objs []uint64) error {
+	if c != nil && c.pool == p {
+		// Fast path: served by the cache alone.
+		l, n := c.hdr.len, uint32(len(objs))
+		if n <= l && l <= c.getMax {
+			c.hdr.len = l - n // shrink before handing out: see handOff
+			copy(objs, c.slots[l-n:l])
+			return nil
 		}
-	} else if !p.debug {
+	} else if c == nil && !p.debug {
+		return p.dequeue(objs)
+	}
+	if p.debug {
+		return p.getDebug(c, objs)
+	}
+	return p.get(c, objs)
+}
+
+// putBulkGo is PutBulk in Go, as getBulkGo.
+func putBulkGo(p *Pool, c *Cache, objs []uint64) error {
+	if c != nil && c.pool == p {
+		// Fast path: the objects fit in the cache below its flush threshold.
+		l, n := c.hdr.len, uint32(len(objs))
+		if l <= c.putMax && n <= c.putMax-l {
+			copy(c.slots[l:l+n], objs)
+			c.hdr.len = l + n
+			return nil
+		}
+	} else if c == nil && !p.debug {
 		return p.enqueue(objs)
 	}
 	if p.debug {
 		return p.putDebug(c, objs)
 	}
 	return p.put(c, objs)
+}
+
+// TryMax is the most objects TryGetBulk and TryPutBulk move. Bigger bulks
+// go faster through GetBulk and PutBulk, whose copies (on amd64) use wider
+// moves than the compiler generates for an inlined copy.
+const TryMax = 8
+
+// TryGetBulk is GetBulk's fast path on its own: it fills objs from the
+// cache and returns true, or returns false and takes nothing when objs is
+// longer than TryMax, the cache holds fewer objects, or the pool is a
+// Debug pool. The compiler inlines it, which it cannot do with GetBulk, so
+// a loop that gets a few objects at a time writes
+//
+//	if !c.TryGetBulk(objs) {
+//		err = pool.GetBulk(c, objs)
+//	}
+//
+// and pays for a call only for big bulks and when the cache runs dry.
+// c must be the cache of the pool, not nil.
+func (c *Cache) TryGetBulk(objs []uint64) bool {
+	l, n := c.hdr.len, uint32(len(objs))
+	if n > l || n > TryMax || l > c.getMax {
+		return false
+	}
+	c.hdr.len = l - n // shrink before handing out: see handOff
+	if n == 1 {
+		objs[0] = *c.slot(l - 1)
+	} else {
+		copy(objs, c.slots[l-n:l])
+	}
+	return true
+}
+
+// TryPutBulk is PutBulk's fast path on its own: it takes the objects and
+// returns true, or returns false and takes nothing when objs is longer
+// than TryMax, the objects would lift the cache above its flush threshold,
+// or the pool is a Debug pool. Like TryGetBulk it is inlined; on false,
+// call PutBulk.
+func (c *Cache) TryPutBulk(objs []uint64) bool {
+	l, n := c.hdr.len, uint32(len(objs))
+	if n > TryMax || l > c.putMax || n > c.putMax-l {
+		return false
+	}
+	if n == 1 {
+		*c.slot(l) = objs[0]
+	} else {
+		copy(c.slots[l:], objs)
+	}
+	c.hdr.len = l + n
+	return true
 }
 
 // slot returns slot i, which the caller has checked is within the cache,

@@ -79,14 +79,17 @@ type Pool struct {
 // A cache is used by one goroutine at a time: the one running its lcore.
 type Cache struct {
 	pool   *Pool
-	fast   *Pool // pool, unless it is a Debug pool: the fast paths then do not apply
 	hdr    *cacheHeader
 	slots  []uint64       // in shared memory; hdr.len of them are valid
 	base   unsafe.Pointer // &slots[0]
 	nslots uint32         // len(slots)
-	size   uint32
-	flush  uint32
-	lcore  int
+	// getMax and putMax bound the cache length for TryGetBulk (nslots) and
+	// TryPutBulk (flush); both are 0 in a Debug pool, where every object
+	// must pass the checks of the slow path.
+	getMax, putMax uint32
+	size           uint32
+	flush          uint32
+	lcore          int
 }
 
 // Create reserves memzone "MP_"+name in mem and builds a pool there: every
@@ -210,9 +213,9 @@ func attach(mem *hugemem.Memory, h *header, r *ring.Ring) *Pool {
 		name:      cString(h.name[:]),
 	}
 	p.first = p.off + h.objsOff + uint64(h.objHeader)
-	fast := p
+	getMax, putMax := h.cacheSlots, h.flushThresh
 	if p.debug {
-		fast = nil
+		getMax, putMax = 0, 0
 	}
 	if h.cacheSize > 0 {
 		p.caches = make([]Cache, MaxLcores)
@@ -221,7 +224,8 @@ func attach(mem *hugemem.Memory, h *header, r *ring.Ring) *Pool {
 			base := unsafe.Add(unsafe.Pointer(ch), cacheHeaderSize)
 			p.caches[i] = Cache{
 				pool:   p,
-				fast:   fast,
+				getMax: getMax,
+				putMax: putMax,
 				hdr:    ch,
 				slots:  unsafe.Slice((*uint64)(base), h.cacheSlots),
 				base:   base,

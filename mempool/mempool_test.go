@@ -362,6 +362,21 @@ func TestGetAndPutAllocateNothing(t *testing.T) {
 			}
 		})
 		assert.Zero(t, allocs, "%s: allocations per get+put", tc.name)
+		if c != nil {
+			small := objs[:min(len(objs), TryMax)]
+			assert.Zero(t, testing.AllocsPerRun(200, func() {
+				if !c.TryGetBulk(small) {
+					if err := p.GetBulk(c, small); err != nil {
+						panic(err)
+					}
+				}
+				if !c.TryPutBulk(small) {
+					if err := p.PutBulk(c, small); err != nil {
+						panic(err)
+					}
+				}
+			}), "%s: allocations per TryGetBulk+TryPutBulk", tc.name)
+		}
 		assert.Zero(t, testing.AllocsPerRun(200, func() {
 			h, err := p.Get(c)
 			if err != nil {
