@@ -30,8 +30,7 @@ func (m *Mbuf) Free(c *mempool.Cache) error {
 			return nil
 		}
 	}
-	var f freer
-	f.c = c
+	f := newFreer(c)
 	f.packet(m)
 	return f.flush()
 }
@@ -39,8 +38,19 @@ func (m *Mbuf) Free(c *mempool.Cache) error {
 // FreeBulk frees every packet of ms, as Free. Consecutive segments of the
 // same pool go back in one bulk put.
 func FreeBulk(c *mempool.Cache, ms []*Mbuf) error {
-	var f freer
-	f.c = c
+	f := newFreer(c)
+	for _, m := range ms {
+		f.packet(m)
+	}
+	return f.flush()
+}
+
+// FreeBulkLcore frees every packet of ms as FreeBulk does, through each
+// pool's cache for lcore, or through no cache when lcore is negative. It
+// is for code that knows its lcore but holds no cache of the packets'
+// pools: a tx queue freeing what it sent.
+func FreeBulkLcore(lcore int, ms []*Mbuf) error {
+	f := freer{lcore: max(lcore, -1)}
 	for _, m := range ms {
 		f.packet(m)
 	}
@@ -52,7 +62,8 @@ const freeBatch = 64
 
 // freer collects segments of one pool and puts them in bulk.
 type freer struct {
-	c     *mempool.Cache // the caller's
+	c     *mempool.Cache // the caller's, or nil
+	lcore int            // whose caches to use; -1: none
 	pool  *Pool          // pool of the pending segments, nil if it cannot be opened
 	key   unsafe.Pointer // pool's descriptor
 	base  uintptr        // address of group offset 0 in pool's mapping
@@ -60,6 +71,15 @@ type freer struct {
 	n     int
 	hs    [freeBatch]uint64
 	err   error
+}
+
+// newFreer returns a freer that gives each pool its cache for c's lcore,
+// and c itself to c's pool.
+func newFreer(c *mempool.Cache) freer {
+	if c == nil {
+		return freer{lcore: -1}
+	}
+	return freer{c: c, lcore: c.Lcore()}
 }
 
 // packet frees the segments of the packet that starts at m. It stops
@@ -122,13 +142,13 @@ func (f *freer) switchPool(key unsafe.Pointer) {
 		f.pool = p
 	}
 	f.base = uintptr(f.pool.mem.Ptr(0))
-	f.cache = nil
-	if f.c != nil {
-		if f.c.Pool() == f.pool.mp {
-			f.cache = f.c
-		} else {
-			f.cache = f.pool.mp.Cache(f.c.Lcore())
-		}
+	switch {
+	case f.c != nil && f.c.Pool() == f.pool.mp:
+		f.cache = f.c
+	case f.lcore >= 0:
+		f.cache = f.pool.mp.Cache(f.lcore)
+	default:
+		f.cache = nil
 	}
 }
 

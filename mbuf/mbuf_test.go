@@ -236,6 +236,30 @@ func TestFreeReturnsEverySegmentToItsOwnPool(t *testing.T) {
 	assert.Equal(t, uint16(1), m.NumSegs())
 }
 
+func TestFreeBulkLcoreUsesThatLcoresCaches(t *testing.T) {
+	mem := newMemory(t)
+	hdrs := newPool(t, mem, "lchdrs", PoolConfig{N: 64, CacheSize: 16, DataRoom: 256})
+	data := newPool(t, mem, "lcdata", PoolConfig{N: 64, CacheSize: 16})
+	pkts := make([]*Mbuf, 4)
+	require.NoError(t, hdrs.AllocBulk(nil, pkts))
+	for _, pkt := range pkts {
+		seg, err := data.Alloc(nil)
+		require.NoError(t, err)
+		require.NoError(t, pkt.Chain(seg))
+	}
+
+	require.NoError(t, FreeBulkLcore(5, pkts[:2]))
+	assert.Equal(t, 2, hdrs.Cache(5).Len())
+	assert.Equal(t, 2, data.Cache(5).Len())
+	require.NoError(t, FreeBulkLcore(-1, pkts[2:3]))
+	require.NoError(t, FreeBulk(nil, pkts[3:]))
+	assert.Equal(t, 2, hdrs.Cache(5).Len(), "lcore -1 and a nil cache use no cache")
+	assert.Zero(t, hdrs.Cache(0).Len(), "a nil cache is not lcore 0's")
+	assert.Zero(t, data.Cache(0).Len())
+	assert.Zero(t, hdrs.Mempool().InUse())
+	assert.Zero(t, data.Mempool().InUse())
+}
+
 func TestRefcntKeepsASegmentUntilItsLastFree(t *testing.T) {
 	mem := newMemory(t)
 	p := newPool(t, mem, "ref", PoolConfig{N: 8})

@@ -70,9 +70,9 @@
 // the generation moves on. So the control channel never pulls memory from
 // under a burst, and a secondary never touches the socket. The link state
 // is the port's, set by the primary. Bursts take no lock, make no system
-// call and allocate nothing; an rx queue bound to its polling lcore
-// (ethdev.BindLcore) takes mbufs through that lcore's cache, a tx queue
-// returns them to the pools' rings.
+// call and allocate nothing; a queue bound to its polling lcore
+// (ethdev.BindLcore) takes and returns mbufs through that lcore's caches,
+// an unbound one through the pools' rings.
 //
 // Start opens the control channel, Stop disconnects the peer (telling it
 // why) and closes it, Close unmaps this process's view. The memzone stays

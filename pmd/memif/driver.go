@@ -142,7 +142,7 @@ func (d *device) TxQueue(q int, counters *ethdev.QueueCounters) (ethdev.TxQueue,
 
 func (d *device) newQueue(q int, rx bool, counters *ethdev.QueueCounters, pool *mbuf.Pool) *queue {
 	qq := &queue{sh: d.sh, q: q, rx: rx, server: d.cfg.role == roleServer, counters: counters,
-		pool: pool, port: d.port.ID, log: d.log}
+		pool: pool, lcore: -1, port: d.port.ID, log: d.log}
 	d.mu.Lock()
 	d.queues = append(d.queues, qq)
 	d.mu.Unlock()

@@ -36,6 +36,7 @@ type queue struct {
 	counters *ethdev.QueueCounters
 	pool     *mbuf.Pool
 	cache    *mempool.Cache // the polling lcore's cache of pool (BindLcore), or nil
+	lcore    int            // the polling lcore (BindLcore), or -1
 	port     uint16
 	log      *slog.Logger
 
@@ -55,11 +56,11 @@ type queue struct {
 	scratch [maxBurst]*mbuf.Mbuf
 }
 
-// BindLcore makes the queue allocate and free mbufs through lcore's cache
-// of its pool instead of the pool's ring. Only an rx queue has a pool: a
-// tx queue frees the packets it sent into their pools' rings, one bulk
-// put per burst.
+// BindLcore makes the queue allocate and free mbufs through lcore's
+// caches instead of the pools' rings: an rx queue its pool's cache, a tx
+// queue, freeing what it sent, the cache of each packet's pool.
 func (q *queue) BindLcore(lcore int) {
+	q.lcore = max(lcore, -1)
 	if q.pool != nil {
 		q.cache = q.pool.Cache(lcore)
 	}
@@ -262,7 +263,7 @@ func (q *queue) TxBurst(pkts []*mbuf.Mbuf) int {
 		return 0
 	}
 	q.cursor = slot
-	mbuf.FreeBulk(q.cache, pkts[:n])
+	mbuf.FreeBulkLcore(q.lcore, pkts[:n])
 	q.counters.Count(uint64(n), bytes)
 	return n
 }
