@@ -21,6 +21,11 @@ var relationName = map[machine.Relation]string{
 	machine.Sockets:      "two NUMA nodes",
 }
 
+// ringRuns is how many times each side runs. On a VM the two-core rows
+// swing up to twofold between runs of the same binary, on both sides (the
+// hypervisor places the vCPUs), so each side reports its best.
+const ringRuns = 3
+
 func runRing(ctx context.Context, o options, stdout io.Writer) error {
 	if len(o.cpus) < 2 {
 		return fmt.Errorf("-cpus %v: the ring test needs two CPUs", o.cpus)
@@ -52,25 +57,6 @@ func runRing(ctx context.Context, o options, stdout io.Writer) error {
 
 	busy := busyWarning(cpus[:])
 
-	// DPDK first: the whole autotest (both halves; only the legacy one is
-	// compared), under its own file prefix.
-	prefix := dpdk.NewPrefix("ring")
-	progress(o, "running dpdk-test ring_perf_autotest on lcores %d,%d (about 10 s)", cpus[0], cpus[1])
-	res, err := dpdk.Exec(ctx, prefix, dpdkTest, dpdk.EALArgs(cpus[:], prefix, "-v"), "ring_perf_autotest\n")
-	showRaw(o, "dpdk-test", res.Stdout, res.Stderr)
-	if err != nil {
-		return err
-	}
-	dpdkRows, err := ringperf.ParseDPDK(res.Stdout)
-	if err != nil {
-		return err
-	}
-	for _, t := range tests {
-		if _, ok := dpdkRows[t.Name]; !ok {
-			return fmt.Errorf("dpdk-test printed no row for %q (it printed %d legacy rows)", t.Name, len(dpdkRows))
-		}
-	}
-
 	mem, memKind, err := openMemory("ring")
 	if err != nil {
 		return err
@@ -81,21 +67,58 @@ func runRing(ctx context.Context, o options, stdout io.Writer) error {
 		return err
 	}
 	defer l.Close()
-	progress(o, "running gopmd's port of the loops on cpus %d,%d (%d rows)", cpus[0], cpus[1], len(tests))
-	got, err := ringperf.Run(ctx, mem, l, tests)
-	if err != nil {
-		return err
+
+	// The two sides alternate, DPDK first, ringRuns times; each row keeps
+	// each side's best (fewest cycles).
+	dpdkBest := map[string]float64{}
+	ourBest := make([]float64, len(tests))
+	var version string
+	for run := range ringRuns {
+		// DPDK: the whole autotest (both halves; only the legacy one is
+		// compared), under its own file prefix.
+		prefix := dpdk.NewPrefix("ring")
+		progress(o, "run %d of %d: dpdk-test ring_perf_autotest on lcores %d,%d (about 10 s)", run+1, ringRuns, cpus[0], cpus[1])
+		res, err := dpdk.Exec(ctx, prefix, dpdkTest, dpdk.EALArgs(cpus[:], prefix, "-v"), "ring_perf_autotest\n")
+		showRaw(o, "dpdk-test", res.Stdout, res.Stderr)
+		if err != nil {
+			return err
+		}
+		version = dpdkVersion(res.Stderr)
+		dpdkRows, err := ringperf.ParseDPDK(res.Stdout)
+		if err != nil {
+			return err
+		}
+		for _, t := range tests {
+			v, ok := dpdkRows[t.Name]
+			if !ok {
+				return fmt.Errorf("dpdk-test printed no row for %q (it printed %d legacy rows)", t.Name, len(dpdkRows))
+			}
+			if best, seen := dpdkBest[t.Name]; !seen || v < best {
+				dpdkBest[t.Name] = v
+			}
+		}
+
+		progress(o, "run %d of %d: gopmd's port of the loops on cpus %d,%d (%d rows)", run+1, ringRuns, cpus[0], cpus[1], len(tests))
+		got, err := ringperf.Run(ctx, mem, l, tests)
+		if err != nil {
+			return err
+		}
+		for i, v := range got {
+			if run == 0 || v < ourBest[i] {
+				ourBest[i] = v
+			}
+		}
 	}
 
 	fmt.Fprintf(stdout, "# vsdpdk ring: cpu %q, tsc_hz=%d (%s), cpus %d,%d (%s) = DPDK lcores %d,%d\n",
 		machine.CPUModel(), timer.Hz(), timer.Source(), cpus[0], cpus[1], relationName[rel], cpus[0], cpus[1])
 	fmt.Fprintf(stdout, "# dpdk: %s dpdk-test ring_perf_autotest, legacy APIs (8-byte entries); gopmd: ring package, same loops and iteration counts, %s\n",
-		dpdkVersion(res.Stderr), memKind)
-	fmt.Fprintf(stdout, "# unit: TSC cycles per enqueue+dequeue iteration of the size (two-lcore rows: per object, enqueue side + dequeue side), as the autotest prints; lower is better, speedup = dpdk/gopmd\n")
+		version, memKind)
+	fmt.Fprintf(stdout, "# unit: TSC cycles per enqueue+dequeue iteration of the size (two-lcore rows: per object, enqueue side + dequeue side), as the autotest prints, best of %d alternating runs per side; lower is better, speedup = dpdk/gopmd\n", ringRuns)
 	fmt.Fprint(stdout, busy)
 	table := compare.Table{Unit: compare.Cycles}
 	for i, t := range tests {
-		table.Add(t.Name, dpdkRows[t.Name], got[i])
+		table.Add(t.Name, dpdkBest[t.Name], ourBest[i])
 	}
 	return table.Write(stdout)
 }
