@@ -12,4 +12,9 @@
 // the way rte_eal_remote_launch and rte_eal_wait_lcore do. The main lcore
 // has no thread of its own: its function runs on the caller's goroutine
 // (RunMain). Close ends the worker threads.
+//
+// Init starts a process: options, group membership, clock and lcores, in
+// one Env that Close ends. A program with options of its own after "--"
+// can leave start-up and its exit statuses to Main, and poll on its main
+// lcore until a signal or the primary's exit with Env.RunMainUntil.
 package eal

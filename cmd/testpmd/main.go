@@ -18,7 +18,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -84,24 +83,11 @@ func parseApp(args []string, out io.Writer) (appConfig, error) {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout))
+	os.Exit(eal.Main("testpmd", os.Args[1:], parseApp, run))
 }
 
-func run(args []string, out io.Writer) int {
-	env, appArgs, err := eal.Init(args)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "testpmd:", err)
-		return 1
-	}
-	defer env.Close()
-	cfg, err := parseApp(appArgs, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "testpmd:", err)
-		return 1
-	}
+func run(env *eal.Env, cfg appConfig) int {
+	out := os.Stdout
 	t, err := newTestpmd(env, cfg, out)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testpmd:", err)

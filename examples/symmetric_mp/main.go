@@ -96,30 +96,18 @@ func parseApp(args []string, errOut io.Writer) (appConfig, error) {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout))
+	os.Exit(eal.Main("symmetric_mp", os.Args[1:], parseApp, run))
 }
 
-func run(args []string, out io.Writer) int {
-	env, appArgs, err := eal.Init(args)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "symmetric_mp:", err)
-		return 1
-	}
-	defer env.Close()
-	cfg, err := parseApp(appArgs, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "symmetric_mp:", err)
-		return 1
-	}
+func run(env *eal.Env, cfg appConfig) int {
+	out := os.Stdout
 	// Catch signals from here on, so that a signal during setup still ends
 	// in an orderly exit.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 
 	var ports []*ethdev.Port
+	var err error
 	if env.Proc.Type() == mp.Primary {
 		ports, err = createPorts(env, cfg)
 	} else {
@@ -143,17 +131,14 @@ func run(args []string, out io.Writer) int {
 	fmt.Fprintf(out, "symmetric_mp: %s process %d of %d (pid %d) forwarding queue %d of %d port(s) on lcore %d\n",
 		env.Proc.Type(), cfg.procID, cfg.numProcs, os.Getpid(), cfg.procID, len(ports), env.Launcher.Main())
 
-	var stop atomic.Bool
-	go func() {
-		select {
-		case s := <-sig:
-			fmt.Fprintf(out, "symmetric_mp: signal %v received, stopping\n", s)
-		case <-env.Proc.PrimaryGone():
+	stopping := func(s os.Signal) {
+		if s == nil {
 			fmt.Fprintln(out, "symmetric_mp: the primary has exited, stopping")
+			return
 		}
-		stop.Store(true)
-	}()
-	if err := env.Launcher.RunMain(func(lcore int) error { f.loop(&stop); return nil }); err != nil {
+		fmt.Fprintf(out, "symmetric_mp: signal %v received, stopping\n", s)
+	}
+	if err := env.RunMainUntil(sig, stopping, f.loop); err != nil {
 		fmt.Fprintln(os.Stderr, "symmetric_mp:", err)
 		return 1
 	}

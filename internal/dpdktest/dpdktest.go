@@ -8,6 +8,10 @@
 // Every run gets a file prefix of its own ("dpdktest-<pid>-<n>"), and Close
 // ends the process and removes what EAL left under that prefix (its runtime
 // directory and hugepage files). A Testpmd is used from one goroutine.
+//
+// In a test, StartPeer starts one for the test's lifetime: a Peer skips the
+// test where DPDK is missing, fails it where a command fails, and is closed
+// at the test's cleanup.
 package dpdktest
 
 import (
@@ -52,6 +56,7 @@ type Testpmd struct {
 	cmd    *exec.Cmd
 	in     io.WriteCloser
 	prefix string
+	line   string // the command line, for logs
 
 	mu    sync.Mutex
 	out   []string // every line so far
@@ -73,7 +78,37 @@ func Start(cfg Config) (*Testpmd, error) {
 		return nil, fmt.Errorf("stdbuf not found on PATH (coreutils): %w", err)
 	}
 	prefix := fmt.Sprintf("dpdktest-%d-%d", os.Getpid(), seq.Add(1))
-	args := []string{"-oL", bin, "--no-pci", "--file-prefix=" + prefix}
+	args := cfg.arguments(prefix)
+	cmd := exec.Command(stdbuf, append([]string{"-oL", bin}, args...)...)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = cmd.Stdout
+	line := strings.Join(append([]string{bin}, args...), " ")
+	if cfg.Log != nil {
+		cfg.Log("$ " + line)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start dpdk-testpmd: %w", err)
+	}
+	p := &Testpmd{cmd: cmd, in: in, prefix: prefix, line: line, lines: make(chan string, 4096), done: make(chan struct{})}
+	go p.read(out, cfg.Log)
+	if _, err := p.wait("testpmd> ", CommandTimeout+20*time.Second); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("dpdk-testpmd did not start: %w\n%s", err, p.tail(20))
+	}
+	return p, nil
+}
+
+// arguments are dpdk-testpmd's arguments for cfg, in a run with the given
+// EAL file prefix.
+func (cfg Config) arguments(prefix string) []string {
+	args := []string{"--no-pci", "--file-prefix=" + prefix}
 	if cfg.Lcores != "" {
 		args = append(args, "--lcores="+cfg.Lcores)
 	}
@@ -84,30 +119,7 @@ func Start(cfg Config) (*Testpmd, error) {
 		args = append(args, "--vdev", v)
 	}
 	args = append(args, cfg.EAL...)
-	args = append(append(args, "--", "-i"), cfg.Args...)
-	cmd := exec.Command(stdbuf, args...)
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stderr = cmd.Stdout
-	if cfg.Log != nil {
-		cfg.Log("$ " + strings.Join(args[1:], " "))
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start dpdk-testpmd: %w", err)
-	}
-	p := &Testpmd{cmd: cmd, in: in, prefix: prefix, lines: make(chan string, 4096), done: make(chan struct{})}
-	go p.read(out, cfg.Log)
-	if _, err := p.wait("testpmd> ", CommandTimeout+20*time.Second); err != nil {
-		p.Close()
-		return nil, fmt.Errorf("dpdk-testpmd did not start: %w\n%s", err, p.tail(20))
-	}
-	return p, nil
+	return append(append(args, "--", "-i"), cfg.Args...)
 }
 
 // read collects testpmd's output. The prompt has no newline, so it is
@@ -162,17 +174,9 @@ func (p *Testpmd) wait(until string, timeout time.Duration) ([]string, error) {
 				return got, nil
 			}
 		case <-p.done:
-			// The reader may have queued lines before it ended.
-			for {
-				select {
-				case l := <-p.lines:
-					got = append(got, l)
-					if strings.Contains(l, until) {
-						return got, nil
-					}
-				default:
-					return got, fmt.Errorf("dpdk-testpmd exited before printing %q", until)
-				}
+			// Lines the reader queued before it ended are taken first.
+			if len(p.lines) == 0 {
+				return got, fmt.Errorf("dpdk-testpmd exited before printing %q", until)
 			}
 		case <-deadline:
 			return got, fmt.Errorf("dpdk-testpmd printed no %q within %v", until, timeout)
@@ -285,9 +289,18 @@ func (p *Testpmd) Close() {
 			p.cmd.Process.Kill()
 		}
 		p.cmd.Wait()
+		<-p.done // no Log call after Close
 		removePrefix(p.prefix)
 	})
 }
+
+// CommandLine is how testpmd was started (without stdbuf), for logs.
+func (p *Testpmd) CommandLine() string { return p.line }
+
+// Cmd is the running command (stdbuf, which became dpdk-testpmd), for a
+// test that signals it, e.g. kills it as a crash would. Close still reaps
+// it and removes its files; do not Wait for it.
+func (p *Testpmd) Cmd() *exec.Cmd { return p.cmd }
 
 // Output returns everything testpmd printed so far.
 func (p *Testpmd) Output() string {

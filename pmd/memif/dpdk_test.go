@@ -1,150 +1,28 @@
 package memif_test
 
 import (
-	"bufio"
-	"fmt"
-	"io"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gopmd/gopmd/ethdev"
-	"github.com/gopmd/gopmd/internal/testenv"
+	"github.com/gopmd/gopmd/internal/dpdktest"
 	"github.com/gopmd/gopmd/mbuf"
 	"github.com/stretchr/testify/require"
 )
 
-// testpmd drives DPDK's dpdk-testpmd in interactive mode through a pipe.
-type testpmd struct {
-	t     *testing.T
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	mu    sync.Mutex
-	out   []string // every output line so far
-	lines chan string
-	done  chan struct{}
-}
-
-// startTestpmd runs testpmd with one net_memif port. Its forwarding lcore
-// runs on CPU 0 and its main lcore on CPU 1. Memory comes from --no-huge:
-// memif's copy mode needs no DMA-able memory.
-func startTestpmd(t *testing.T, vdev string, extra ...string) *testpmd {
-	bin := testenv.RequireCommand(t, "dpdk-testpmd")
-	stdbuf := testenv.RequireCommand(t, "stdbuf") // testpmd's stdout to a pipe is block-buffered
-	testenv.RequireRoot(t)
-	prefix := fmt.Sprintf("gmif%d_%d", os.Getpid(), seq.Add(1))
-	args := []string{"--no-pci", "--no-huge", "-m", "512", "--file-prefix=" + prefix, "--lcores=0@1,1@0",
-		"--vdev", vdev, "--log-level=pmd.net.memif:info",
-		"--", "-i", "--total-num-mbufs=8192", "--nb-cores=1", "--no-flush-rx"}
-	args = append(args, extra...)
-	t.Logf("%s %s", bin, strings.Join(args, " "))
-	cmd := exec.Command(stdbuf, append([]string{"-oL", bin}, args...)...)
-	in, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = cmd.Stdout
-	require.NoError(t, cmd.Start())
-	p := &testpmd{t: t, cmd: cmd, in: in, lines: make(chan string, 4096), done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			l := sc.Text()
-			p.mu.Lock()
-			p.out = append(p.out, l)
-			p.mu.Unlock()
-			select {
-			case p.lines <- l:
-			default:
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		in.Close()
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-		}
-		cmd.Wait()
-		os.RemoveAll("/var/run/dpdk/" + prefix)
-		if t.Failed() {
-			p.mu.Lock()
-			t.Logf("testpmd output:\n%s", strings.Join(p.out, "\n"))
-			p.mu.Unlock()
-		}
+// startTestpmd runs dpdk-testpmd with one net_memif port for t. Its
+// forwarding lcore runs on CPU 0 and its main lcore on CPU 1. Memory comes
+// from --no-huge: memif's copy mode needs no DMA-able memory.
+func startTestpmd(t *testing.T, vdev string, extra ...string) *dpdktest.Peer {
+	return dpdktest.StartPeer(t, dpdktest.Config{
+		Lcores: "0@1,1@0",
+		NoHuge: true,
+		VDevs:  []string{vdev},
+		EAL:    []string{"--log-level=pmd.net.memif:info"},
+		Args:   append([]string{"--total-num-mbufs=8192", "--nb-cores=1", "--no-flush-rx"}, extra...),
 	})
-	return p
-}
-
-// run sends a command and waits for an output line containing until.
-func (p *testpmd) run(cmd, until string) []string {
-	p.t.Helper()
-	for len(p.lines) > 0 {
-		<-p.lines
-	}
-	_, err := io.WriteString(p.in, cmd+"\n")
-	require.NoError(p.t, err)
-	var got []string
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case l, ok := <-p.lines:
-			require.True(p.t, ok, "testpmd exited during %q", cmd)
-			got = append(got, l)
-			if strings.Contains(l, until) {
-				return got
-			}
-		case <-timeout:
-			p.t.Fatalf("testpmd printed no %q within 10 s of %q", until, cmd)
-		}
-	}
-}
-
-var statRE = regexp.MustCompile(`(RX|TX)-packets:\s+(\d+)`)
-
-// stop stops forwarding and returns testpmd's accumulated forward
-// statistics (over all ports and queues).
-func (p *testpmd) stop() (rx, tx uint64) {
-	p.t.Helper()
-	rx, tx = ^uint64(0), ^uint64(0)
-	accumulated := false
-	for _, l := range p.run("stop", "Done.") {
-		if strings.Contains(l, "Accumulated forward statistics") {
-			accumulated = true
-		}
-		if !accumulated {
-			continue
-		}
-		for _, m := range statRE.FindAllStringSubmatch(l, -1) {
-			n, _ := strconv.ParseUint(m[2], 10, 64)
-			if m[1] == "RX" && rx == ^uint64(0) {
-				rx = n
-			}
-			if m[1] == "TX" && tx == ^uint64(0) {
-				tx = n
-			}
-		}
-	}
-	require.NotEqual(p.t, ^uint64(0), rx, "no accumulated RX-packets in testpmd's stop output")
-	require.NotEqual(p.t, ^uint64(0), tx, "no accumulated TX-packets in testpmd's stop output")
-	return rx, tx
-}
-
-func (p *testpmd) quit() {
-	io.WriteString(p.in, "quit\n")
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		p.t.Fatal("testpmd did not quit within 10 s")
-	}
 }
 
 // The interoperability tests run one testpmd against one Go port and go
@@ -159,13 +37,12 @@ func TestInteropWithDPDKTestpmdAsServer(t *testing.T) {
 	port := startPort(t, proc, "net_memif0,role=client,id=3,socket="+sock, 1, pool)
 	waitLink(t, port, true)
 	interop(t, pmd, port, pool)
-	pmd.quit()
+	pmd.Quit()
 	waitLink(t, port, false)
 }
 
 func TestInteropWithDPDKTestpmdAsClient(t *testing.T) {
-	testenv.RequireCommand(t, "dpdk-testpmd")
-	testenv.RequireRoot(t)
+	dpdktest.Require(t)
 	sock := filepath.Join(t.TempDir(), "gopmd.sock")
 	proc := primary(t, group(t))
 	pool := newPool(t, proc, "pkts")
@@ -173,11 +50,11 @@ func TestInteropWithDPDKTestpmdAsClient(t *testing.T) {
 	pmd := startTestpmd(t, "net_memif0,role=client,socket-abstract=no,socket="+sock)
 	waitLink(t, port, true)
 	interop(t, pmd, port, pool)
-	pmd.quit()
+	pmd.Quit()
 	waitLink(t, port, false)
 }
 
-func interop(t *testing.T, pmd *testpmd, port *ethdev.Port, pool *mbuf.Pool) {
+func interop(t *testing.T, pmd *dpdktest.Peer, port *ethdev.Port, pool *mbuf.Pool) {
 	tx, err := port.TxQueue(0)
 	require.NoError(t, err)
 	rx, err := port.RxQueue(0)
@@ -193,8 +70,8 @@ func interop(t *testing.T, pmd *testpmd, port *ethdev.Port, pool *mbuf.Pool) {
 	}
 
 	t.Run("testpmd receives our frames", func(t *testing.T) {
-		pmd.run("set fwd rxonly", "Set rxonly packet forwarding mode")
-		pmd.run("start", "packets/burst=")
+		pmd.SetForwardMode("rxonly")
+		pmd.StartForwarding()
 		pkts := frames()
 		for len(pkts) > 0 {
 			k := tx.TxBurst(pkts)
@@ -204,14 +81,14 @@ func interop(t *testing.T, pmd *testpmd, port *ethdev.Port, pool *mbuf.Pool) {
 			}
 		}
 		time.Sleep(200 * time.Millisecond) // testpmd drains the ring
-		rxd, txd := pmd.stop()
+		rxd, txd := pmd.StopForwarding()
 		require.Equal(t, uint64(n), rxd, "frames testpmd received")
 		require.Zero(t, txd)
 	})
 
 	t.Run("testpmd echoes our frames with MACs swapped", func(t *testing.T) {
-		pmd.run("set fwd macswap", "Set macswap packet forwarding mode")
-		pmd.run("start", "packets/burst=")
+		pmd.SetForwardMode("macswap")
+		pmd.StartForwarding()
 		got := transfer(t, tx, rx, frames())
 		for i, m := range got {
 			want := make([]byte, size(i))
@@ -224,13 +101,13 @@ func interop(t *testing.T, pmd *testpmd, port *ethdev.Port, pool *mbuf.Pool) {
 			require.Equal(t, want, packetBytes(m), "echoed frame %d", i)
 		}
 		freeAll(t, got)
-		rxd, txd := pmd.stop()
+		rxd, txd := pmd.StopForwarding()
 		require.Equal(t, uint64(n), rxd, "frames testpmd received")
 		require.Equal(t, uint64(n), txd, "frames testpmd sent back")
 	})
 
 	t.Run("we receive what testpmd generates", func(t *testing.T) {
-		pmd.run("set fwd txonly", "Set txonly packet forwarding mode")
+		pmd.SetForwardMode("txonly")
 		var received, bad uint64
 		stop := make(chan struct{})
 		drained := make(chan struct{})
@@ -264,9 +141,9 @@ func interop(t *testing.T, pmd *testpmd, port *ethdev.Port, pool *mbuf.Pool) {
 				}
 			}
 		}()
-		pmd.run("start", "packets/burst=")
+		pmd.StartForwarding()
 		time.Sleep(300 * time.Millisecond)
-		rxd, txd := pmd.stop()
+		rxd, txd := pmd.StopForwarding()
 		stopOnce()
 		<-drained
 		t.Logf("testpmd sent %d frames, we received %d", txd, received)
@@ -280,12 +157,12 @@ func interop(t *testing.T, pmd *testpmd, port *ethdev.Port, pool *mbuf.Pool) {
 	require.Equal(t, uint64(2*n), s.TxPackets)
 
 	t.Run("the link follows testpmd's port and comes back", func(t *testing.T) {
-		pmd.run("port stop 0", "Done")
+		pmd.Run("port stop 0", "Done")
 		waitLink(t, port, false)
-		pmd.run("port start 0", "Done")
+		pmd.Run("port start 0", "Done")
 		waitLink(t, port, true)
-		pmd.run("set fwd macswap", "Set macswap packet forwarding mode")
-		pmd.run("start", "packets/burst=")
+		pmd.SetForwardMode("macswap")
+		pmd.StartForwarding()
 		var pkts []*mbuf.Mbuf
 		for i := range 100 {
 			pkts = append(pkts, frame(t, pool, 0, i, 64))
@@ -293,7 +170,7 @@ func interop(t *testing.T, pmd *testpmd, port *ethdev.Port, pool *mbuf.Pool) {
 		got := transfer(t, tx, rx, pkts)
 		require.Len(t, got, 100)
 		freeAll(t, got)
-		rxd, txd := pmd.stop()
+		rxd, txd := pmd.StopForwarding()
 		require.Equal(t, uint64(100), rxd)
 		require.Equal(t, uint64(100), txd)
 	})
@@ -306,8 +183,8 @@ func TestInteropTwoQueuePairsWithDPDKTestpmd(t *testing.T) {
 	pool := newPool(t, proc, "pkts")
 	port := startPort(t, proc, "net_memif0,role=client,socket="+sock, 2, pool)
 	waitLink(t, port, true)
-	pmd.run("set fwd macswap", "Set macswap packet forwarding mode")
-	pmd.run("start", "packets/burst=")
+	pmd.SetForwardMode("macswap")
+	pmd.StartForwarding()
 	const n = 3000
 	for q := range 2 {
 		tx, _ := port.TxQueue(q)
@@ -325,11 +202,11 @@ func TestInteropTwoQueuePairsWithDPDKTestpmd(t *testing.T) {
 		}
 		freeAll(t, got)
 	}
-	rxd, txd := pmd.stop()
+	rxd, txd := pmd.StopForwarding()
 	require.Equal(t, uint64(2*n), rxd)
 	require.Equal(t, uint64(2*n), txd)
 	s := port.Stats()
 	require.Equal(t, uint64(n), s.RxQueues[0].Packets)
 	require.Equal(t, uint64(n), s.RxQueues[1].Packets)
-	pmd.quit()
+	pmd.Quit()
 }

@@ -19,7 +19,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -59,24 +58,11 @@ func parseApp(args []string, errOut io.Writer) (int, error) {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout))
+	os.Exit(eal.Main("mp_client", os.Args[1:], parseApp, run))
 }
 
-func run(args []string, out io.Writer) int {
-	env, appArgs, err := eal.Init(args)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mp_client:", err)
-		return 1
-	}
-	defer env.Close()
-	id, err := parseApp(appArgs, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mp_client:", err)
-		return 1
-	}
+func run(env *eal.Env, id int) int {
+	out := os.Stdout
 	if env.Proc.Type() != mp.Secondary {
 		fmt.Fprintf(os.Stderr, "mp_client: no mp_server runs in group %q (this process became the primary): start the server first\n", env.Options.FilePrefix)
 		return 1
@@ -95,17 +81,14 @@ func run(args []string, out io.Writer) int {
 	fmt.Fprintf(out, "mp_client %d: running (pid %d) on lcore %d, sending on tx queue %d of %d port(s)\n",
 		id, os.Getpid(), c.lcore, id, len(c.ports))
 
-	var stop atomic.Bool
-	go func() {
-		select {
-		case s := <-sig:
-			fmt.Fprintf(out, "mp_client %d: signal %v received, stopping\n", id, s)
-		case <-env.Proc.PrimaryGone():
+	stopping := func(s os.Signal) {
+		if s == nil {
 			fmt.Fprintf(out, "mp_client %d: the server has exited, stopping\n", id)
+			return
 		}
-		stop.Store(true)
-	}()
-	if err := env.Launcher.RunMain(func(int) error { c.loop(&stop); return nil }); err != nil {
+		fmt.Fprintf(out, "mp_client %d: signal %v received, stopping\n", id, s)
+	}
+	if err := env.RunMainUntil(sig, stopping, c.loop); err != nil {
 		fmt.Fprintf(os.Stderr, "mp_client %d: %v\n", id, err)
 		return 1
 	}

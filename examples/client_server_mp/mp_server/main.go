@@ -79,24 +79,11 @@ func parseApp(args []string, errOut io.Writer) (appConfig, error) {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout))
+	os.Exit(eal.Main("mp_server", os.Args[1:], parseApp, run))
 }
 
-func run(args []string, out io.Writer) int {
-	env, appArgs, err := eal.Init(args)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mp_server:", err)
-		return 1
-	}
-	defer env.Close()
-	cfg, err := parseApp(appArgs, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mp_server:", err)
-		return 1
-	}
+func run(env *eal.Env, cfg appConfig) int {
+	out := os.Stdout
 	if env.Proc.Type() != mp.Primary {
 		fmt.Fprintln(os.Stderr, "mp_server: the server must be the group's primary process; another primary runs (use --proc-type primary and its own --file-prefix)")
 		return 1
