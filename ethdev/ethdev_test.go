@@ -1,55 +1,41 @@
 package ethdev_test
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gopmd/gopmd/ethdev"
 	"github.com/gopmd/gopmd/hugemem"
+	"github.com/gopmd/gopmd/internal/testmem"
+	"github.com/gopmd/gopmd/internal/testport"
+	"github.com/gopmd/gopmd/internal/testproc"
 	"github.com/gopmd/gopmd/mbuf"
 	"github.com/gopmd/gopmd/mp"
 	_ "github.com/gopmd/gopmd/pmd/ring"
 	"github.com/stretchr/testify/require"
 )
 
-var seq atomic.Int64
-
 func group(t *testing.T) hugemem.Options {
-	return hugemem.Options{Prefix: fmt.Sprintf("eth%d-%d", os.Getpid(), seq.Add(1)), NoHuge: true,
-		Limit: 128 << 20, SegmentSize: 32 << 20, RuntimeDir: t.TempDir()}
+	o := testmem.Options(t, "eth")
+	o.Limit, o.SegmentSize = 128<<20, 32<<20
+	return o
 }
 
 func primary(t *testing.T, g hugemem.Options) *mp.Process {
-	p, err := mp.Start(mp.Config{Type: mp.Primary, Memory: g, Lcores: []mp.Lcore{{ID: 0, CPUs: []int{0}}}})
-	require.NoError(t, err)
-	t.Cleanup(func() { p.Close() })
-	return p
+	t.Helper()
+	return testport.Primary(t, g)
 }
 
 // loopbackPort is a started net_ring port with n queue pairs and a pool.
 func loopbackPort(t *testing.T, proc *mp.Process, n int) (*ethdev.Port, *mbuf.Pool) {
-	port, err := ethdev.Create(proc, "net_ring0")
-	require.NoError(t, err)
-	t.Cleanup(func() { port.Close() })
-	pool, err := mbuf.CreatePool(proc.Mem, "pkts", mbuf.PoolConfig{N: 4095, CacheSize: 64})
-	require.NoError(t, err)
-	require.NoError(t, port.Configure(ethdev.Config{RxQueues: n, TxQueues: n}))
-	for q := range n {
-		require.NoError(t, port.SetupRxQueue(q, 512, pool))
-		require.NoError(t, port.SetupTxQueue(q, 512))
-	}
-	require.NoError(t, port.Start())
-	return port, pool
+	t.Helper()
+	pool := testport.Pool(t, proc, "pkts", mbuf.PoolConfig{N: 4095, CacheSize: 64})
+	return testport.Start(t, proc, "net_ring0", n, 512, pool), pool
 }
 
 func TestLoopbackPortCarriesFramesIntactAndCountsThem(t *testing.T) {
@@ -150,7 +136,7 @@ func TestBadPortRequestsAreClearErrors(t *testing.T) {
 }
 
 // The multi-process tests run secondaries as real processes: this binary
-// again, with GOPMD_ETH_CHILD describing what to do.
+// again, with a childSpec describing what to do.
 type childSpec struct {
 	Mem   hugemem.Options
 	Lcore int
@@ -159,12 +145,8 @@ type childSpec struct {
 }
 
 func TestMain(m *testing.M) {
-	if js := os.Getenv("GOPMD_ETH_CHILD"); js != "" {
-		var spec childSpec
-		if err := json.Unmarshal([]byte(js), &spec); err != nil {
-			fmt.Println("error: GOPMD_ETH_CHILD:", err)
-			os.Exit(2)
-		}
+	var spec childSpec
+	if testproc.IsChild(&spec) {
 		os.Exit(runChild(spec))
 	}
 	os.Exit(m.Run())
@@ -209,56 +191,18 @@ func runChild(spec childSpec) int {
 	}
 }
 
-func startChild(t *testing.T, spec childSpec) (*exec.Cmd, io.WriteCloser, <-chan string) {
-	js, err := json.Marshal(spec)
-	require.NoError(t, err)
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "GOPMD_ETH_CHILD="+string(js))
-	in, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			t.Logf("[child %d] %s", cmd.Process.Pid, sc.Text())
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return cmd, in, lines
-}
-
-func expect(t *testing.T, lines <-chan string, prefix string) string {
-	t.Helper()
-	for {
-		select {
-		case l, ok := <-lines:
-			require.True(t, ok, "child exited before %q", prefix)
-			if strings.HasPrefix(l, prefix) {
-				return l
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no %q within 10 s", prefix)
-		}
-	}
-}
-
 func TestSecondaryPollsItsQueueAndTheClaimIsExclusiveUntilItDies(t *testing.T) {
 	g := group(t)
 	proc := primary(t, g)
 	port, pool := loopbackPort(t, proc, 2)
 	cache := pool.Cache(0)
 
-	child, _, lines := startChild(t, childSpec{Mem: g, Lcore: 1, Port: "net_ring0", RxQ: 1})
-	expect(t, lines, "polling")
+	child := testproc.Start(t, testproc.Config{Name: "secondary", Spec: childSpec{Mem: g, Lcore: 1, Port: "net_ring0", RxQ: 1}})
+	child.Expect("polling")
 
 	_, err := port.RxQueue(1)
 	require.ErrorIs(t, err, ethdev.ErrQueueTaken)
-	require.ErrorContains(t, err, fmt.Sprintf("rx queue 1 is polled by pid %d", child.Process.Pid))
+	require.ErrorContains(t, err, fmt.Sprintf("rx queue 1 is polled by pid %d", child.Pid()))
 
 	tx, err := port.TxQueue(1)
 	require.NoError(t, err)
@@ -268,11 +212,10 @@ func TestSecondaryPollsItsQueueAndTheClaimIsExclusiveUntilItDies(t *testing.T) {
 	require.NoError(t, err)
 	copy(b, "hello")
 	require.Equal(t, 1, tx.TxBurst([]*mbuf.Mbuf{m}))
-	expect(t, lines, "got hello")
+	child.Expect("got hello")
 	require.Equal(t, uint64(1), port.Stats().RxQueues[1].Packets, "the secondary's polling shows in the primary's stats")
 
-	child.Process.Kill()
-	child.Wait()
+	child.Kill()
 	_, err = port.RxQueue(1)
 	require.NoError(t, err, "a dead poller's claim is reclaimed")
 	require.True(t, port.Started(), "the port keeps running after the secondary died")
@@ -298,9 +241,9 @@ func TestPrimaryCannotStopOrCloseAPortAnotherProcessPolls(t *testing.T) {
 	proc := primary(t, g)
 	port, pool := loopbackPort(t, proc, 2)
 
-	child, _, lines := startChild(t, childSpec{Mem: g, Lcore: 1, Port: "net_ring0", RxQ: 1})
-	expect(t, lines, "polling")
-	held := fmt.Sprintf("rx queue 1 is polled by pid %d", child.Process.Pid)
+	child := testproc.Start(t, testproc.Config{Name: "secondary", Spec: childSpec{Mem: g, Lcore: 1, Port: "net_ring0", RxQ: 1}})
+	child.Expect("polling")
+	held := fmt.Sprintf("rx queue 1 is polled by pid %d", child.Pid())
 	err := port.Stop()
 	require.ErrorIs(t, err, ethdev.ErrQueueTaken)
 	require.ErrorContains(t, err, held)
@@ -317,10 +260,9 @@ func TestPrimaryCannotStopOrCloseAPortAnotherProcessPolls(t *testing.T) {
 	require.NoError(t, err)
 	copy(b, "still")
 	require.Equal(t, 1, tx.TxBurst([]*mbuf.Mbuf{m}))
-	expect(t, lines, "got still")
+	child.Expect("got still")
 
-	require.NoError(t, child.Process.Kill())
-	child.Wait()
+	require.NoError(t, child.Kill())
 	require.NoError(t, port.Stop(), "a dead poller holds nothing")
 	require.NoError(t, port.Close())
 }

@@ -2,35 +2,24 @@ package hash
 
 import (
 	"encoding/binary"
-	"fmt"
-	"os"
-	"sync/atomic"
 	"testing"
 
 	"github.com/gopmd/gopmd/hugemem"
+	"github.com/gopmd/gopmd/internal/testmem"
 	"github.com/stretchr/testify/require"
 )
 
-var groupSeq atomic.Int64
-
 // testOptions gives each test a memfd-backed group of its own.
 func testOptions(tb testing.TB) hugemem.Options {
-	return hugemem.Options{
-		Prefix:      fmt.Sprintf("ht%d-%d", os.Getpid(), groupSeq.Add(1)),
-		NoHuge:      true,
-		Limit:       256 << 20,
-		SegmentSize: 64 << 20,
-		RuntimeDir:  tb.TempDir(),
-	}
+	o := testmem.Options(tb, "ht")
+	o.Limit, o.SegmentSize = 256<<20, 64<<20
+	return o
 }
 
 func newMemory(tb testing.TB) (*hugemem.Memory, hugemem.Options) {
 	tb.Helper()
 	o := testOptions(tb)
-	m, err := hugemem.Create(o)
-	require.NoError(tb, err)
-	tb.Cleanup(func() { m.Close() })
-	return m, o
+	return testmem.Create(tb, o), o
 }
 
 func makeTable(tb testing.TB, cfg Config) *Table {

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/gopmd/gopmd/internal/testenv"
+	"github.com/gopmd/gopmd/internal/testproc"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -308,8 +309,8 @@ func TestSecondProcessAttaches(t *testing.T) {
 			require.NoError(t, err)
 			copy(z.Bytes(), "ping")
 
-			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
-			cmd.Env = append(os.Environ(), "GOPMD_HELPER=attach", "GOPMD_PREFIX="+o.Prefix, "GOPMD_RUNDIR="+o.RuntimeDir)
+			cmd := testproc.Command(t, testproc.Config{Run: "^TestHelperProcess$",
+				Env: []string{"GOPMD_HELPER=attach", "GOPMD_PREFIX=" + o.Prefix, "GOPMD_RUNDIR=" + o.RuntimeDir}})
 			out, err := cmd.CombinedOutput()
 			require.NoError(t, err, "child: %s", out)
 			require.Equal(t, "pong", string(z.Bytes()[:4]), "child output: %s", out)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gopmd/gopmd/hugemem"
 	"github.com/gopmd/gopmd/internal/testenv"
+	"github.com/gopmd/gopmd/internal/testmem"
 	"github.com/gopmd/gopmd/mempool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -300,12 +301,7 @@ func TestAllocBulkIsAllOrNothing(t *testing.T) {
 
 func TestMbufsWorkThroughASecondMapping(t *testing.T) {
 	o := memOptions(t)
-	mem, err := hugemem.Create(o)
-	require.NoError(t, err)
-	defer mem.Close()
-	other, err := hugemem.Attach(o)
-	require.NoError(t, err)
-	defer other.Close()
+	mem, other := testmem.Create(t, o), testmem.Attach(t, o)
 	require.NotEqual(t, mem.Ptr(0), other.Ptr(0), "the mappings must differ")
 
 	p := newPool(t, mem, "xmap", PoolConfig{N: 32, CacheSize: 8})
@@ -337,12 +333,7 @@ func TestMbufsWorkThroughASecondMapping(t *testing.T) {
 
 func TestFreeOpensAPoolOnFirstUse(t *testing.T) {
 	o := memOptions(t)
-	mem, err := hugemem.Create(o)
-	require.NoError(t, err)
-	defer mem.Close()
-	other, err := hugemem.Attach(o)
-	require.NoError(t, err)
-	defer other.Close()
+	mem, other := testmem.Create(t, o), testmem.Attach(t, o)
 
 	p := newPool(t, mem, "lazy", PoolConfig{N: 8})
 	newPool(t, mem, "known", PoolConfig{N: 8})

@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/gopmd/gopmd/hugemem"
+	"github.com/gopmd/gopmd/internal/testmem"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -199,12 +200,7 @@ func TestFlushCacheReturnsADeadLcoresObjects(t *testing.T) {
 
 func TestLookupSeesThePoolThroughAnotherMapping(t *testing.T) {
 	o := memOptions(t)
-	mem, err := hugemem.Create(o)
-	require.NoError(t, err)
-	defer mem.Close()
-	other, err := hugemem.Attach(o)
-	require.NoError(t, err)
-	defer other.Close()
+	mem, other := testmem.Create(t, o), testmem.Attach(t, o)
 	require.NotEqual(t, mem.Ptr(0), other.Ptr(0), "the two mappings must be at different addresses")
 
 	p := newPool(t, mem, "shared", Config{N: 64, EltSize: 32, CacheSize: 8, Private: []byte("mbuf")})

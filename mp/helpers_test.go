@@ -1,39 +1,29 @@
 package mp
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gopmd/gopmd/hugemem"
-	"github.com/stretchr/testify/require"
+	"github.com/gopmd/gopmd/internal/testmem"
+	"github.com/gopmd/gopmd/internal/testproc"
 	"golang.org/x/sys/unix"
 )
 
 // The tests run group members as real processes: this test binary started
-// again with GOPMD_MP_ROLE naming what the child does (see TestMain).
-
-var groupSeq atomic.Int64
+// again with a childSpec naming what the child does (see TestMain).
 
 func testGroup(t *testing.T) hugemem.Options {
-	return hugemem.Options{
-		Prefix:      fmt.Sprintf("mp%d-%d", os.Getpid(), groupSeq.Add(1)),
-		NoHuge:      true,
-		Limit:       64 << 20,
-		SegmentSize: 8 << 20,
-		RuntimeDir:  t.TempDir(),
-	}
+	o := testmem.Options(t, "mp")
+	o.Limit, o.SegmentSize = 64<<20, 8<<20
+	return o
 }
 
-// childSpec is what the parent tells a child, as JSON in GOPMD_MP_SPEC.
+// childSpec is what the parent tells a child.
 type childSpec struct {
 	Role   string
 	Type   ProcType
@@ -45,98 +35,9 @@ type childSpec struct {
 	ShiftMapping bool
 }
 
-type child struct {
-	t     *testing.T
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	lines chan string
-	exit  chan error
-}
-
-func startChild(t *testing.T, spec childSpec) *child {
+func startChild(t *testing.T, spec childSpec) *testproc.Child {
 	t.Helper()
-	js, err := json.Marshal(spec)
-	require.NoError(t, err)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestMain$")
-	cmd.Env = append(os.Environ(), "GOPMD_MP_SPEC="+string(js))
-	cmd.Stderr = testWriter{t, spec.Role}
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	c := &child{t: t, cmd: cmd, stdin: stdin, lines: make(chan string, 100), exit: make(chan error, 1)}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			t.Logf("[%s %d] %s", spec.Role, cmd.Process.Pid, sc.Text())
-			c.lines <- sc.Text()
-		}
-		close(c.lines)
-		c.exit <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-c.exit
-	})
-	return c
-}
-
-// expect waits for a line starting with prefix and returns it.
-func (c *child) expect(prefix string) string {
-	c.t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case line, ok := <-c.lines:
-			if !ok {
-				c.t.Fatalf("child %d exited before printing %q", c.cmd.Process.Pid, prefix)
-			}
-			if strings.HasPrefix(line, prefix) {
-				return line
-			}
-		case <-timeout:
-			c.t.Fatalf("child %d did not print %q within 10 s", c.cmd.Process.Pid, prefix)
-		}
-	}
-}
-
-func (c *child) send(line string) {
-	c.t.Helper()
-	_, err := fmt.Fprintln(c.stdin, line)
-	require.NoError(c.t, err)
-}
-
-func (c *child) kill9() {
-	c.cmd.Process.Signal(syscall.SIGKILL)
-	for range c.lines {
-	}
-}
-
-// wait returns the child's exit error after its output ends.
-func (c *child) wait() error {
-	for range c.lines {
-	}
-	select {
-	case err := <-c.exit:
-		c.exit <- err
-		return err
-	case <-time.After(10 * time.Second):
-		c.t.Fatalf("child %d did not exit", c.cmd.Process.Pid)
-		return nil
-	}
-}
-
-func (c *child) pid() int { return c.cmd.Process.Pid }
-
-type testWriter struct {
-	t    *testing.T
-	role string
-}
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Logf("[%s stderr] %s", w.role, strings.TrimRight(string(b), "\n"))
-	return len(b), nil
+	return testproc.Start(t, testproc.Config{Name: spec.Role, Spec: spec})
 }
 
 // runChild is the child side: it acts out spec.Role and exits.
@@ -194,12 +95,8 @@ var childRoles = map[string]func(p *Process, args []string) int{
 }
 
 func TestMain(m *testing.M) {
-	if js := os.Getenv("GOPMD_MP_SPEC"); js != "" {
-		var spec childSpec
-		if err := json.Unmarshal([]byte(js), &spec); err != nil {
-			fmt.Println("error: bad spec:", err)
-			os.Exit(2)
-		}
+	var spec childSpec
+	if testproc.IsChild(&spec) {
 		os.Exit(runChild(spec))
 	}
 	os.Exit(m.Run())

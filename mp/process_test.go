@@ -23,18 +23,18 @@ func lcore(id, cpu int) []Lcore { return []Lcore{{ID: id, CPUs: []int{cpu}}} }
 func TestSecondPrimaryFailsNamingTheRunningOne(t *testing.T) {
 	g := testGroup(t)
 	first := startChild(t, childSpec{Role: "hold", Type: Primary, Mem: g, Lcores: lcore(0, 0)})
-	first.expect("ready primary")
+	first.Expect("ready primary")
 
 	second := startChild(t, childSpec{Role: "hold", Type: Primary, Mem: g, Lcores: lcore(1, 1)})
-	line := second.expect("error:")
+	line := second.Expect("error:")
 	require.Contains(t, line, "cannot start a second primary")
-	require.Contains(t, line, fmt.Sprintf("pid %d", first.pid()))
+	require.Contains(t, line, fmt.Sprintf("pid %d", first.Pid()))
 }
 
 func TestSecondaryWithoutPrimaryFailsAndCreatesNothing(t *testing.T) {
 	g := testGroup(t)
 	c := startChild(t, childSpec{Role: "hold", Type: Secondary, Mem: g, Lcores: lcore(1, 1)})
-	require.Contains(t, c.expect("error:"), "is its primary running?")
+	require.Contains(t, c.Expect("error:"), "is its primary running?")
 	entries, err := os.ReadDir(g.RuntimeDir)
 	require.NoError(t, err)
 	require.Empty(t, entries, "a failed secondary leaves no files")
@@ -43,21 +43,21 @@ func TestSecondaryWithoutPrimaryFailsAndCreatesNothing(t *testing.T) {
 func TestAutoBecomesPrimaryThenSecondary(t *testing.T) {
 	g := testGroup(t)
 	a := startChild(t, childSpec{Role: "hold", Type: Auto, Mem: g, Lcores: lcore(0, 0)})
-	a.expect("ready primary")
+	a.Expect("ready primary")
 	b := startChild(t, childSpec{Role: "hold", Type: Auto, Mem: g, Lcores: lcore(1, 1)})
-	b.expect("ready secondary")
+	b.Expect("ready secondary")
 }
 
 func TestSecondaryOnTakenCoreIsRefused(t *testing.T) {
 	g := testGroup(t)
 	p := startChild(t, childSpec{Role: "hold", Type: Primary, Mem: g, Lcores: lcore(0, 0)})
-	p.expect("ready primary")
+	p.Expect("ready primary")
 
 	sameLcore := startChild(t, childSpec{Role: "hold", Type: Secondary, Mem: g, Lcores: lcore(0, 1)})
-	require.Contains(t, sameLcore.expect("error:"), fmt.Sprintf("lcore 0 is held by pid %d (primary)", p.pid()))
+	require.Contains(t, sameLcore.Expect("error:"), fmt.Sprintf("lcore 0 is held by pid %d (primary)", p.Pid()))
 
 	sameCPU := startChild(t, childSpec{Role: "hold", Type: Secondary, Mem: g, Lcores: lcore(1, 0)})
-	sameCPU.expect("ready secondary")
+	sameCPU.Expect("ready secondary")
 }
 
 func TestSharingACPUIsAllowedWithAWarning(t *testing.T) {
@@ -86,52 +86,52 @@ func TestSharingACPUIsAllowedWithAWarning(t *testing.T) {
 func TestCoresOfAKilledSecondaryAreReclaimed(t *testing.T) {
 	g := testGroup(t)
 	p := startChild(t, childSpec{Role: "hold", Type: Primary, Mem: g, Lcores: lcore(0, 0)})
-	p.expect("ready primary")
+	p.Expect("ready primary")
 	s := startChild(t, childSpec{Role: "hold", Type: Secondary, Mem: g, Lcores: lcore(1, 1)})
-	s.expect("ready secondary")
-	s.kill9()
+	s.Expect("ready secondary")
+	s.Kill()
 
 	again := startChild(t, childSpec{Role: "hold", Type: Secondary, Mem: g, Lcores: lcore(1, 1)})
-	again.expect("ready secondary")
-	leftover, _ := filepath.Glob(filepath.Join(g.RuntimeDir, fmt.Sprintf("mp_socket_%d_*", s.pid())))
+	again.Expect("ready secondary")
+	leftover, _ := filepath.Glob(filepath.Join(g.RuntimeDir, fmt.Sprintf("mp_socket_%d_*", s.Pid())))
 	require.Empty(t, leftover, "the killed secondary's socket file is removed when it is reaped")
 }
 
 func TestClosedSecondaryReleasesItsCores(t *testing.T) {
 	g := testGroup(t)
 	p := startChild(t, childSpec{Role: "hold", Type: Primary, Mem: g, Lcores: lcore(0, 0)})
-	p.expect("ready primary")
+	p.Expect("ready primary")
 	s := startChild(t, childSpec{Role: "hold", Type: Secondary, Mem: g, Lcores: lcore(1, 1)})
-	s.expect("ready secondary")
-	s.stdin.Close()
-	require.NoError(t, s.wait())
+	s.Expect("ready secondary")
+	s.CloseStdin()
+	require.NoError(t, s.Wait())
 
 	again := startChild(t, childSpec{Role: "hold", Type: Secondary, Mem: g, Lcores: lcore(1, 1)})
-	again.expect("ready secondary")
+	again.Expect("ready secondary")
 }
 
 func TestSecondaryLearnsThatThePrimaryWasKilled(t *testing.T) {
 	g := testGroup(t)
 	p := startChild(t, childSpec{Role: "hold", Type: Primary, Mem: g, Lcores: lcore(0, 0)})
-	p.expect("ready primary")
+	p.Expect("ready primary")
 	s := startChild(t, childSpec{Role: "watch-primary", Type: Secondary, Mem: g, Lcores: lcore(1, 1)})
-	s.expect("ready secondary")
-	p.kill9()
-	s.expect("primary gone")
-	require.NoError(t, s.wait(), "the secondary exits cleanly")
+	s.Expect("ready secondary")
+	p.Kill()
+	s.Expect("primary gone")
+	require.NoError(t, s.Wait(), "the secondary exits cleanly")
 }
 
 func TestNewPrimaryStartsOverAKilledGroupsFiles(t *testing.T) {
 	g := testGroup(t)
 	p := startChild(t, childSpec{Role: "hold", Type: Primary, Mem: g, Lcores: lcore(0, 0)})
-	p.expect("ready primary")
-	p.kill9()
+	p.Expect("ready primary")
+	p.Kill()
 	require.FileExists(t, filepath.Join(g.RuntimeDir, "config"), "a killed primary leaves its config behind")
 
 	again := startChild(t, childSpec{Role: "hold", Type: Primary, Mem: g, Lcores: lcore(0, 0)})
-	again.expect("ready primary")
+	again.Expect("ready primary")
 	s := startChild(t, childSpec{Role: "hold", Type: Secondary, Mem: g, Lcores: lcore(1, 1)})
-	s.expect("ready secondary")
+	s.Expect("ready secondary")
 }
 
 func TestAProcessKilledHoldingTheGroupLockDoesNotWedgeTheGroup(t *testing.T) {
@@ -141,8 +141,8 @@ func TestAProcessKilledHoldingTheGroupLockDoesNotWedgeTheGroup(t *testing.T) {
 	defer p.Close()
 
 	s := startChild(t, childSpec{Role: "die-holding-lock", Type: Secondary, Mem: g, Lcores: lcore(1, 1)})
-	s.expect("locked")
-	s.wait()
+	s.Expect("locked")
+	s.Wait()
 
 	done := make(chan error, 1)
 	go func() {
@@ -212,18 +212,18 @@ func TestSecondariesReceiveThePrimarysEvents(t *testing.T) {
 	require.NoError(t, err)
 
 	a := startChild(t, childSpec{Role: "events", Type: Secondary, Mem: g, Lcores: lcore(1, 1)})
-	a.expect("subscribed")
+	a.Expect("subscribed")
 	b := startChild(t, childSpec{Role: "events", Type: Secondary, Mem: g, Lcores: lcore(2, 1)})
-	b.expect("subscribed")
+	b.Expect("subscribed")
 
 	require.NoError(t, p.Publish(Event{Name: "link", Data: []byte{0, 1}}))
-	a.expect("event link [0 1]")
-	b.expect("event link [0 1]")
+	a.Expect("event link [0 1]")
+	b.Expect("event link [0 1]")
 	require.Equal(t, Event{Name: "link", Data: []byte{0, 1}}, <-own)
 
-	b.kill9()
+	b.Kill()
 	require.NoError(t, p.Publish(Event{Name: "link", Data: []byte{0, 0}}), "a dead subscriber is dropped, not an error")
-	a.expect("event link [0 0]")
+	a.Expect("event link [0 0]")
 
 	_, err = Start(Config{Type: Secondary, Memory: g, Lcores: lcore(3, 1)})
 	require.NoError(t, err)

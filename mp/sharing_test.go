@@ -10,6 +10,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/gopmd/gopmd/internal/testproc"
 	"github.com/gopmd/gopmd/mempool"
 	"github.com/gopmd/gopmd/ring"
 	"github.com/stretchr/testify/require"
@@ -107,8 +108,8 @@ func TestSecondaryMappedElsewhereExchangesDataOverRingsAndMempools(t *testing.T)
 	// A big PROT_NONE mapping in the child before it attaches pushes its
 	// reservation away from where ours is.
 	s := startChild(t, childSpec{Role: "aslr-peer", Type: Secondary, Mem: g, Lcores: lcore(1, 1), ShiftMapping: true})
-	s.expect("ready secondary")
-	base, err := strconv.ParseUint(strings.TrimPrefix(s.expect("base "), "base 0x"), 16, 64)
+	s.Expect("ready secondary")
+	base, err := strconv.ParseUint(strings.TrimPrefix(s.Expect("base "), "base 0x"), 16, 64)
 	require.NoError(t, err)
 	require.NotEqual(t, uint64(uintptr(p.Mem.Ptr(0))), base, "the secondary's segments are mapped at a different address")
 
@@ -127,8 +128,8 @@ func TestSecondaryMappedElsewhereExchangesDataOverRingsAndMempools(t *testing.T)
 			require.NoError(t, pool.Put(cache, h))
 		}
 	}
-	s.expect("echoed 100")
-	require.NoError(t, s.wait())
+	s.Expect("echoed 100")
+	require.NoError(t, s.Wait())
 	for i := 0; i < 100; i++ {
 		require.True(t, got[fmt.Sprintf("echo:msg-%d", i)], "echo of msg-%d", i)
 	}
@@ -149,14 +150,14 @@ func TestKilledSecondarysCachedObjectsReturnToThePool(t *testing.T) {
 	require.NoError(t, err)
 
 	s := startChild(t, childSpec{Role: "cache-holder", Type: Secondary, Mem: g, Lcores: lcore(5, 1), Args: []string{"40"}})
-	s.expect("ready secondary")
-	s.expect("cached")
+	s.Expect("ready secondary")
+	s.Expect("cached")
 	require.Less(t, ringAvail(pool), uint32(1023), "the child's cache holds objects the ring lacks")
-	s.kill9()
+	s.Kill()
 
 	select {
 	case e := <-exited:
-		require.Equal(t, s.pid(), e.PID)
+		require.Equal(t, s.Pid(), e.PID)
 		require.Equal(t, Secondary, e.Type)
 		require.Equal(t, []int{5}, e.Lcores)
 	case <-time.After(5 * time.Second):
@@ -237,7 +238,7 @@ func TestSecondariesCreateObjectsConcurrentlyAndEveryoneSeesThem(t *testing.T) {
 	require.NoError(t, err)
 	defer p.Close()
 	names := []string{"a", "b", "c"}
-	var kids []*child
+	var kids []*testproc.Child
 	for i, n := range names {
 		var peers []string
 		for _, o := range names {
@@ -248,8 +249,8 @@ func TestSecondariesCreateObjectsConcurrentlyAndEveryoneSeesThem(t *testing.T) {
 		kids = append(kids, startChild(t, childSpec{Role: "creator", Type: Secondary, Mem: g, Lcores: lcore(i+1, 1), Args: append([]string{n}, peers...)}))
 	}
 	for _, k := range kids {
-		k.expect("saw all")
-		require.NoError(t, k.wait())
+		k.Expect("saw all")
+		require.NoError(t, k.Wait())
 	}
 	for _, n := range names {
 		for i := range 20 {
@@ -269,7 +270,7 @@ func TestSecondaryObtainsSegmentFDsFromThePrimary(t *testing.T) {
 	require.NoError(t, err)
 	*(*uint64)(z.Ptr()) = 0x5eed
 	s := startChild(t, childSpec{Role: "segment-fds", Type: Secondary, Mem: g, Lcores: lcore(1, 1), Args: []string{fmt.Sprint(z.Off)}})
-	line := s.expect("segment ")
+	line := s.Expect("segment ")
 	require.Equal(t, fmt.Sprintf("segment %#x word at %#x is 0x5eed", seg.Off, z.Off), line)
-	require.NoError(t, s.wait())
+	require.NoError(t, s.Wait())
 }

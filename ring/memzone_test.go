@@ -1,32 +1,20 @@
 package ring
 
 import (
-	"fmt"
-	"os"
-	"sync/atomic"
 	"testing"
 	"unsafe"
 
 	"github.com/gopmd/gopmd/hugemem"
+	"github.com/gopmd/gopmd/internal/testmem"
 	"github.com/stretchr/testify/require"
 )
-
-var groupSeq atomic.Int64
 
 // testGroup gives each test a memfd-backed group of its own.
 func testGroup(t *testing.T) (*hugemem.Memory, hugemem.Options) {
 	t.Helper()
-	o := hugemem.Options{
-		Prefix:      fmt.Sprintf("ring%d-%d", os.Getpid(), groupSeq.Add(1)),
-		NoHuge:      true,
-		Limit:       64 << 20,
-		SegmentSize: 4 << 20,
-		RuntimeDir:  t.TempDir(),
-	}
-	m, err := hugemem.Create(o)
-	require.NoError(t, err)
-	t.Cleanup(func() { m.Close() })
-	return m, o
+	o := testmem.Options(t, "ring")
+	o.Limit, o.SegmentSize = 64<<20, 4<<20
+	return testmem.Create(t, o), o
 }
 
 func TestCreateThenLookupFromASecondMapping(t *testing.T) {

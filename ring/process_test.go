@@ -3,13 +3,13 @@ package ring
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/gopmd/gopmd/hugemem"
+	"github.com/gopmd/gopmd/internal/testproc"
 	"github.com/stretchr/testify/require"
 )
 
@@ -28,12 +28,11 @@ func TestRingsCrossProcesses(t *testing.T) {
 	pong, err := Create(m, "pong", 32, ExactSize)
 	require.NoError(t, err)
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRingHelperProcess$")
-	cmd.Env = append(os.Environ(),
+	cmd := testproc.Command(t, testproc.Config{Run: "^TestRingHelperProcess$", Env: []string{
 		"GOPMD_RING_HELPER=1",
-		"GOPMD_RING_PREFIX="+o.Prefix,
-		"GOPMD_RING_DIR="+o.RuntimeDir,
-		"GOPMD_RING_N="+strconv.Itoa(n))
+		"GOPMD_RING_PREFIX=" + o.Prefix,
+		"GOPMD_RING_DIR=" + o.RuntimeDir,
+		"GOPMD_RING_N=" + strconv.Itoa(n)}})
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	require.NoError(t, cmd.Start())

@@ -2,17 +2,16 @@ package vfio_test
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 	"unsafe"
 
+	"github.com/gopmd/gopmd/internal/testproc"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -535,7 +534,7 @@ func TestSecondaryDrivesQueueWithPrimarysFDs(t *testing.T) {
 	assert.Equal(t, uint16(1), q.usedIdx(), "the device used the secondary's descriptor")
 }
 
-// childSpec tells the secondary what to do, as JSON in GOPMD_VFIO_CHILD.
+// childSpec tells the secondary, this test binary again, what to do.
 type childSpec struct {
 	Mem   hugemem.Options
 	Addr  string // device the primary has open
@@ -543,10 +542,7 @@ type childSpec struct {
 }
 
 func runSecondary(t *testing.T, spec childSpec) string {
-	js, err := json.Marshal(spec)
-	require.NoError(t, err)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "GOPMD_VFIO_CHILD="+string(js))
+	cmd := testproc.Command(t, testproc.Config{Spec: spec})
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	cmd.Stderr = cmd.Stdout
@@ -614,12 +610,8 @@ func secondaryMain(spec childSpec) {
 }
 
 func TestMain(m *testing.M) {
-	if js := os.Getenv("GOPMD_VFIO_CHILD"); js != "" {
-		var spec childSpec
-		if err := json.Unmarshal([]byte(js), &spec); err != nil {
-			fmt.Println("bad GOPMD_VFIO_CHILD:", err)
-			os.Exit(2)
-		}
+	var spec childSpec
+	if testproc.IsChild(&spec) {
 		secondaryMain(spec)
 		os.Exit(0)
 	}

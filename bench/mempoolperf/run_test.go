@@ -2,13 +2,12 @@ package mempoolperf
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"runtime"
 	"testing"
 
-	"github.com/gopmd/gopmd/eal"
+	"github.com/gopmd/gopmd/bench/internal/benchtest"
 	"github.com/gopmd/gopmd/hugemem"
+	"github.com/gopmd/gopmd/internal/testmem"
 	"github.com/gopmd/gopmd/timer"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -16,25 +15,9 @@ import (
 
 func testMemory(t *testing.T) *hugemem.Memory {
 	t.Helper()
-	mem, err := hugemem.Create(hugemem.Options{
-		NoHuge: true, Prefix: fmt.Sprintf("t-mpperf-%d", os.Getpid()), RuntimeDir: t.TempDir(), Limit: 64 << 20,
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { mem.Close() })
-	return mem
-}
-
-// testLauncher runs lcores 0..n-1 on CPUs of the same numbers.
-func testLauncher(t *testing.T, n int) *eal.Launcher {
-	t.Helper()
-	var lcores []eal.Lcore
-	for i := 0; i < n; i++ {
-		lcores = append(lcores, eal.Lcore{ID: i, CPUs: []int{i}})
-	}
-	l, err := eal.NewLauncher(lcores, 0)
-	require.NoError(t, err)
-	t.Cleanup(func() { l.Close() })
-	return l
+	o := testmem.Options(t, "t-mpperf")
+	o.Limit = 64 << 20
+	return testmem.Create(t, o)
 }
 
 func TestRunMeasuresEveryRowAndFreesItsPools(t *testing.T) {
@@ -46,7 +29,7 @@ func TestRunMeasuresEveryRowAndFreesItsPools(t *testing.T) {
 		rows = append(rows, Row{Cache: 0, Cores: 2, Get: 32, Put: 32, Keep: 128}, Row{Cache: 512, Cores: 2, Get: 1, Put: 1, Keep: 128})
 	}
 	const seconds = 0.01
-	rates, err := Run(context.Background(), mem, testLauncher(t, lcores), rows, uint64(seconds*float64(timer.Hz())), seconds)
+	rates, err := Run(context.Background(), mem, benchtest.Launcher(t, lcores), rows, uint64(seconds*float64(timer.Hz())), seconds)
 	require.NoError(t, err)
 	require.Len(t, rates, len(rows))
 	for i, r := range rows {
@@ -60,7 +43,7 @@ func TestRunMeasuresEveryRowAndFreesItsPools(t *testing.T) {
 
 func TestRunRefusesRowsItCannotRun(t *testing.T) {
 	mem := testMemory(t)
-	_, err := Run(context.Background(), mem, testLauncher(t, 1), []Row{{Cache: 0, Cores: 2, Get: 1, Put: 1, Keep: 128}}, 1000, 1)
+	_, err := Run(context.Background(), mem, benchtest.Launcher(t, 1), []Row{{Cache: 0, Cores: 2, Get: 1, Put: 1, Keep: 128}}, 1000, 1)
 	assert.ErrorContains(t, err, "cores must be 1..1")
 }
 
@@ -68,6 +51,6 @@ func TestRunStopsWhenCancelled(t *testing.T) {
 	mem := testMemory(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := Run(ctx, mem, testLauncher(t, 1), Rows()[:1], 1000, 1)
+	_, err := Run(ctx, mem, benchtest.Launcher(t, 1), Rows()[:1], 1000, 1)
 	assert.ErrorIs(t, err, context.Canceled)
 }

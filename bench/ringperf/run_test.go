@@ -2,39 +2,23 @@ package ringperf
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"runtime"
 	"testing"
 
+	"github.com/gopmd/gopmd/bench/internal/benchtest"
 	"github.com/gopmd/gopmd/bench/internal/machine"
-	"github.com/gopmd/gopmd/eal"
 	"github.com/gopmd/gopmd/hugemem"
 	"github.com/gopmd/gopmd/internal/testenv"
+	"github.com/gopmd/gopmd/internal/testmem"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 func testMemory(t *testing.T) *hugemem.Memory {
 	t.Helper()
-	mem, err := hugemem.Create(hugemem.Options{
-		NoHuge: true, Prefix: fmt.Sprintf("t-ringperf-%d", os.Getpid()), RuntimeDir: t.TempDir(), Limit: 16 << 20,
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { mem.Close() })
-	return mem
-}
-
-func testLauncher(t *testing.T, n int) *eal.Launcher {
-	t.Helper()
-	var lcores []eal.Lcore
-	for i := 0; i < n; i++ {
-		lcores = append(lcores, eal.Lcore{ID: i, CPUs: []int{i}})
-	}
-	l, err := eal.NewLauncher(lcores, 0)
-	require.NoError(t, err)
-	t.Cleanup(func() { l.Close() })
-	return l
+	o := testmem.Options(t, "t-ringperf")
+	o.Limit = 16 << 20
+	return testmem.Create(t, o)
 }
 
 // One test of every kind; the full list takes a few seconds.
@@ -63,7 +47,7 @@ func TestRunMeasuresEveryTestAndFreesTheRing(t *testing.T) {
 	}
 	mem := testMemory(t)
 	ts := someTests(t)
-	cycles, err := Run(context.Background(), mem, testLauncher(t, 2), ts)
+	cycles, err := Run(context.Background(), mem, benchtest.Launcher(t, 2), ts)
 	require.NoError(t, err)
 	require.Len(t, cycles, len(ts))
 	for i, tc := range ts {
@@ -75,13 +59,13 @@ func TestRunMeasuresEveryTestAndFreesTheRing(t *testing.T) {
 }
 
 func TestRunRefusesTwoLcoreTestsWithoutAWorker(t *testing.T) {
-	_, err := Run(context.Background(), testMemory(t), testLauncher(t, 1), someTests(t))
+	_, err := Run(context.Background(), testMemory(t), benchtest.Launcher(t, 1), someTests(t))
 	assert.ErrorContains(t, err, "needs a worker lcore")
 }
 
 func TestRunStopsWhenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := Run(ctx, testMemory(t), testLauncher(t, 1), someTests(t)[:1])
+	_, err := Run(ctx, testMemory(t), benchtest.Launcher(t, 1), someTests(t)[:1])
 	assert.ErrorIs(t, err, context.Canceled)
 }

@@ -1,6 +1,7 @@
 // Package testmem gives a test a group memory of its own: a unique prefix,
-// a runtime directory under t.TempDir and a Close at cleanup. It is for the
-// tests of packages built on hugemem (hugemem's own tests cannot use it).
+// a runtime directory under t.TempDir and a Close at cleanup, and a second
+// mapping of it when the test plays another process. It is for the tests
+// of packages built on hugemem (hugemem's own tests cannot use it).
 package testmem
 
 import (
@@ -28,7 +29,25 @@ func Options(tb testing.TB, tag string) hugemem.Options {
 // New creates a memfd-backed group for the test and closes it at cleanup.
 func New(tb testing.TB, tag string) *hugemem.Memory {
 	tb.Helper()
-	mem, err := hugemem.Create(Options(tb, tag))
+	return Create(tb, Options(tb, tag))
+}
+
+// Create creates the group o describes and closes it at cleanup.
+func Create(tb testing.TB, o hugemem.Options) *hugemem.Memory {
+	tb.Helper()
+	return openUntilCleanup(tb, hugemem.Create, o)
+}
+
+// Attach maps the group o describes once more, as another process would
+// (at other addresses), and closes that mapping at cleanup.
+func Attach(tb testing.TB, o hugemem.Options) *hugemem.Memory {
+	tb.Helper()
+	return openUntilCleanup(tb, hugemem.Attach, o)
+}
+
+func openUntilCleanup(tb testing.TB, open func(hugemem.Options) (*hugemem.Memory, error), o hugemem.Options) *hugemem.Memory {
+	tb.Helper()
+	mem, err := open(o)
 	if err != nil {
 		tb.Fatalf("testmem: %v", err)
 	}

@@ -1,7 +1,6 @@
 package ipc
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopmd/gopmd/internal/testproc"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -77,79 +77,20 @@ func listen(t *testing.T, dir string, primary bool) (*Endpoint, *logBuffer) {
 // child is a helper process. It prints "ready <socket name>" once its
 // endpoint listens, then event lines, and exits when its stdin closes.
 type child struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	lines  chan string
-	stderr *logBuffer
-	name   string
-	done   chan struct{}
-	err    error
+	*testproc.Child
+	name string // its endpoint's socket name
 }
 
 func startChild(t *testing.T, role, dir string) *child {
 	t.Helper()
-	c := &child{lines: make(chan string, 100), stderr: &logBuffer{}, done: make(chan struct{})}
-	c.cmd = exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
-	c.cmd.Env = append(os.Environ(), "IPC_HELPER="+role, "IPC_DIR="+dir)
-	if os.Getenv("GORACE") == "" {
-		c.cmd.Env = append(c.cmd.Env, "GORACE=atexit_sleep_ms=0") // -race would hold each helper's exit for a second
-	}
-	c.cmd.Stderr = c.stderr
-	stdout, err := c.cmd.StdoutPipe()
-	require.NoError(t, err)
-	c.stdin, err = c.cmd.StdinPipe()
-	require.NoError(t, err)
-	require.NoError(t, c.cmd.Start())
-	go func() {
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			c.lines <- s.Text()
-		}
-		c.err = c.cmd.Wait()
-		close(c.done)
-	}()
-	t.Cleanup(func() {
-		c.stdin.Close()
-		select {
-		case <-c.done:
-		case <-time.After(waitLimit):
-			c.cmd.Process.Kill()
-			<-c.done
-		}
+	c := testproc.Start(t, testproc.Config{
+		Name:    role,
+		Run:     "^TestHelperProcess$",
+		Env:     []string{"IPC_HELPER=" + role, "IPC_DIR=" + dir},
+		Timeout: waitLimit,
+		Grace:   waitLimit,
 	})
-	c.name = strings.TrimPrefix(c.expect(t, "ready "), "ready ")
-	return c
-}
-
-// expect returns the child's next line that starts with prefix.
-func (c *child) expect(t *testing.T, prefix string) string {
-	t.Helper()
-	deadline := time.After(waitLimit)
-	for {
-		select {
-		case l := <-c.lines:
-			if strings.HasPrefix(l, prefix) {
-				return l
-			}
-		case <-c.done:
-			t.Fatalf("helper exited (%v) before printing %q; stderr:\n%s", c.err, prefix, c.stderr)
-		case <-deadline:
-			t.Fatalf("helper printed no %q line within %v; stderr:\n%s", prefix, waitLimit, c.stderr)
-		}
-	}
-}
-
-// exit closes the child's stdin and returns how it exited.
-func (c *child) exit(t *testing.T) error {
-	t.Helper()
-	c.stdin.Close()
-	select {
-	case <-c.done:
-		return c.err
-	case <-time.After(waitLimit):
-		t.Fatalf("helper did not exit within %v; stderr:\n%s", waitLimit, c.stderr)
-		return nil
-	}
+	return &child{Child: c, name: strings.TrimPrefix(c.Expect("ready "), "ready ")}
 }
 
 func TestRequestAndReplyBetweenProcesses(t *testing.T) {
@@ -173,7 +114,7 @@ func TestRequestAndReplyBetweenProcesses(t *testing.T) {
 	rep, err = p.Request(s.name, Message{Action: "ack"}, time.Now().Add(waitLimit))
 	require.NoError(t, err, "a handler that returns nil without replying acknowledges with an empty reply")
 	require.Empty(t, rep.Payload)
-	require.NoError(t, s.exit(t))
+	require.NoError(t, s.Wait())
 	require.Zero(t, p.Stats().Rejected, "nothing was rejected")
 }
 
@@ -188,8 +129,8 @@ func TestBroadcastReachesEverySecondaryAndSkipsStaleSockets(t *testing.T) {
 	n, err := p.Broadcast(Message{Action: "note", Payload: []byte("to all")})
 	require.NoError(t, err)
 	require.Equal(t, 2, n, "both live secondaries, not the stale socket, got the message")
-	require.Equal(t, "note to all", a.expect(t, "note "))
-	require.Equal(t, "note to all", b.expect(t, "note "))
+	require.Equal(t, "note to all", a.Expect("note "))
+	require.Equal(t, "note to all", b.Expect("note "))
 	require.NoFileExists(t, stale, "the stale socket file is removed")
 
 	orphanSocket(t, stale)
@@ -210,8 +151,8 @@ func TestBroadcastReachesEverySecondaryAndSkipsStaleSockets(t *testing.T) {
 		require.ErrorIs(t, r.Err, ErrRemote)
 		require.ErrorContains(t, r.Err, r.Peer)
 	}
-	require.NoError(t, a.exit(t))
-	require.NoError(t, b.exit(t))
+	require.NoError(t, a.Wait())
+	require.NoError(t, b.Wait())
 }
 
 // orphanSocket leaves a socket file that no process has bound, as a
@@ -248,7 +189,7 @@ func TestDescriptorsPassBetweenProcesses(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "contents from the secondary", string(buf[:n]))
 	require.NoError(t, rep.CloseFDs())
-	require.NoError(t, s.exit(t))
+	require.NoError(t, s.Wait())
 }
 
 func TestRequestDeadlineExpiresAndTheLateReplyIsRejected(t *testing.T) {
@@ -266,7 +207,7 @@ func TestRequestDeadlineExpiresAndTheLateReplyIsRejected(t *testing.T) {
 	rep, err := p.Request(s.name, Message{Action: "echo", Payload: []byte("still there")}, time.Now().Add(waitLimit))
 	require.NoError(t, err, "the endpoint works on after a timeout")
 	require.Equal(t, s.name+":still there", string(rep.Payload))
-	require.NoError(t, s.exit(t))
+	require.NoError(t, s.Wait())
 }
 
 func TestRequestToAGonePeerFailsWithoutWaitingForTheDeadline(t *testing.T) {
@@ -289,7 +230,7 @@ func TestRequestToAGonePeerFailsWithoutWaitingForTheDeadline(t *testing.T) {
 	require.ErrorIs(t, err, ErrPeerGone, "the peer exited while the request was outstanding")
 	require.ErrorContains(t, err, "exited before replying")
 	var exit *exec.ExitError
-	require.ErrorAs(t, s.exit(t), &exit)
+	require.ErrorAs(t, s.Wait(), &exit)
 	require.Equal(t, 3, exit.ExitCode())
 	require.ErrorIs(t, p.Send(s.name, Message{Action: "note"}), ErrPeerGone)
 }
@@ -306,7 +247,7 @@ func TestUnknownActionIsAnsweredAsUnknown(t *testing.T) {
 	_, err = p.Request(s.name, Message{Action: "fail"}, time.Now().Add(waitLimit))
 	require.ErrorIs(t, err, ErrRemote)
 	require.ErrorContains(t, err, "disk on fire", "the handler's error text reaches the requester")
-	require.NoError(t, s.exit(t))
+	require.NoError(t, s.Wait())
 }
 
 func TestGarbageIsRejectedAndReceivingGoesOn(t *testing.T) {
@@ -320,14 +261,14 @@ func TestGarbageIsRejectedAndReceivingGoesOn(t *testing.T) {
 	// The helper sends garbage of every kind, waits until the descriptors
 	// it attached have all been closed here, then sends a valid message.
 	g := startChild(t, "garbage", dir)
-	g.expect(t, "fds closed")
+	g.Expect("fds closed")
 	select {
 	case n := <-notes:
 		require.Equal(t, "valid after garbage", n)
 	case <-time.After(waitLimit):
 		t.Fatalf("the valid message after the garbage was not handled; log:\n%s", logs)
 	}
-	require.NoError(t, g.exit(t))
+	require.NoError(t, g.Wait())
 
 	st := p.Stats()
 	require.Equal(t, Stats{Received: 9, Rejected: 8, FDsClosed: 11}, st, "log:\n%s", logs)
@@ -343,7 +284,7 @@ func TestGarbageIsRejectedAndReceivingGoesOn(t *testing.T) {
 	} {
 		require.Contains(t, logs.String(), reason)
 	}
-	require.Contains(t, logs.String(), fmt.Sprintf("pid=%d", g.cmd.Process.Pid), "rejections name the sending process")
+	require.Contains(t, logs.String(), fmt.Sprintf("pid=%d", g.Pid()), "rejections name the sending process")
 }
 
 func TestSendRefusesOversizedMessages(t *testing.T) {

@@ -1,72 +1,52 @@
 package memif_test
 
 import (
-	"bufio"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gopmd/gopmd/ethdev"
 	"github.com/gopmd/gopmd/hugemem"
+	"github.com/gopmd/gopmd/internal/testmem"
+	"github.com/gopmd/gopmd/internal/testport"
+	"github.com/gopmd/gopmd/internal/testproc"
 	"github.com/gopmd/gopmd/mbuf"
 	"github.com/gopmd/gopmd/mp"
 	_ "github.com/gopmd/gopmd/pmd/memif"
 	"github.com/stretchr/testify/require"
 )
 
-var seq atomic.Int64
-
 func group(t testing.TB) hugemem.Options {
-	return hugemem.Options{Prefix: fmt.Sprintf("mif%d-%d", os.Getpid(), seq.Add(1)), NoHuge: true,
-		Limit: 256 << 20, SegmentSize: 64 << 20, RuntimeDir: t.TempDir()}
+	o := testmem.Options(t, "mif")
+	o.Limit, o.SegmentSize = 256<<20, 64<<20
+	return o
 }
 
 func primary(t testing.TB, g hugemem.Options) *mp.Process {
-	p, err := mp.Start(mp.Config{Type: mp.Primary, Memory: g, Lcores: []mp.Lcore{{ID: 0, CPUs: []int{0}}}})
-	require.NoError(t, err)
-	t.Cleanup(func() { p.Close() })
-	return p
+	t.Helper()
+	return testport.Primary(t, g)
 }
 
 func newPool(t testing.TB, proc *mp.Process, name string) *mbuf.Pool {
-	pool, err := mbuf.CreatePool(proc.Mem, name, mbuf.PoolConfig{N: 8191, CacheSize: 64})
-	require.NoError(t, err)
-	t.Cleanup(pool.Close) // mbuf's process-wide pool table must not outlive the group
-	return pool
+	t.Helper()
+	return testport.Pool(t, proc, name, mbuf.PoolConfig{N: 8191, CacheSize: 64})
 }
 
 // startPort creates, configures and starts a port with n queue pairs.
 func startPort(t testing.TB, proc *mp.Process, device string, n int, pool *mbuf.Pool) *ethdev.Port {
-	port, err := ethdev.Create(proc, device)
-	require.NoError(t, err)
-	t.Cleanup(func() { port.Close() })
-	require.NoError(t, port.Configure(ethdev.Config{RxQueues: n, TxQueues: n}))
-	for q := range n {
-		require.NoError(t, port.SetupRxQueue(q, 1024, pool))
-		require.NoError(t, port.SetupTxQueue(q, 1024))
-	}
-	require.NoError(t, port.Start())
-	return port
+	t.Helper()
+	return testport.Start(t, proc, device, n, 1024, pool)
 }
 
 func waitLink(t testing.TB, port *ethdev.Port, up bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for port.Link().Up != up {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: link up = %v after 10 s, want %v", port.Name(), port.Link().Up, up)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testport.WaitLink(t, port, up)
 }
 
 // frame builds a packet whose bytes encode its queue, sequence number
@@ -347,16 +327,15 @@ func benchCopy(b *testing.B, size int) {
 }
 
 // The multi-process test runs a secondary as a real process: this test
-// binary again, with GOPMD_MEMIF_CHILD describing what to do.
+// binary again, with a childSpec describing what to do.
 type childSpec struct {
 	Mem  hugemem.Options
 	Port string
 }
 
 func TestMain(m *testing.M) {
-	if js := os.Getenv("GOPMD_MEMIF_CHILD"); js != "" {
-		var spec childSpec
-		json.Unmarshal([]byte(js), &spec)
+	var spec childSpec
+	if testproc.IsChild(&spec) {
 		os.Exit(runChild(spec))
 	}
 	slog.SetLogLoggerLevel(slog.LevelWarn)
@@ -413,39 +392,14 @@ func runChild(spec childSpec) int {
 	}
 }
 
-func startChild(t *testing.T, spec childSpec) (*exec.Cmd, io.WriteCloser, <-chan string) {
-	js, _ := json.Marshal(spec)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "GOPMD_MEMIF_CHILD="+string(js))
-	cmd.Stderr = os.Stderr
-	in, _ := cmd.StdinPipe()
-	out, _ := cmd.StdoutPipe()
-	require.NoError(t, cmd.Start())
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
-	return cmd, in, lines
-}
-
 func TestASecondaryPollsTheRingsAndFollowsReconnections(t *testing.T) {
 	g := group(t)
 	proc := primary(t, g)
 	pool := newPool(t, proc, "pkts")
 	server, client := pair(t, proc, pool, 1, "")
 
-	_, _, lines := startChild(t, childSpec{Mem: g, Port: server.Name()})
-	select {
-	case l := <-lines:
-		require.Equal(t, "polling", l)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the secondary did not start polling within 10 s")
-	}
+	sec := testproc.Start(t, testproc.Config{Name: "secondary", Spec: childSpec{Mem: g, Port: server.Name()}})
+	require.Equal(t, "polling", sec.Expect(""), "the secondary's first line")
 	echo := func(count int) {
 		tx, _ := client.TxQueue(0)
 		rx, _ := client.RxQueue(0)

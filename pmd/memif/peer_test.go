@@ -6,55 +6,28 @@ package memif
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
 
 	"github.com/gopmd/gopmd/ethdev"
-	"github.com/gopmd/gopmd/hugemem"
+	"github.com/gopmd/gopmd/internal/testmem"
+	"github.com/gopmd/gopmd/internal/testport"
 	"github.com/gopmd/gopmd/mbuf"
-	"github.com/gopmd/gopmd/mp"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
 
-var peerSeq atomic.Int64
-
 // testPort starts a net_memif port with one queue pair in a fresh group.
 func testPort(t *testing.T, args string) (*ethdev.Port, *mbuf.Pool) {
-	g := hugemem.Options{Prefix: fmt.Sprintf("mifp%d-%d", os.Getpid(), peerSeq.Add(1)), NoHuge: true,
-		Limit: 128 << 20, SegmentSize: 32 << 20, RuntimeDir: t.TempDir()}
-	proc, err := mp.Start(mp.Config{Type: mp.Primary, Memory: g, Lcores: []mp.Lcore{{ID: 0, CPUs: []int{0}}}})
-	require.NoError(t, err)
-	t.Cleanup(func() { proc.Close() })
-	pool, err := mbuf.CreatePool(proc.Mem, "pkts", mbuf.PoolConfig{N: 1023})
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	port, err := ethdev.Create(proc, "net_memif0,"+args)
-	require.NoError(t, err)
-	t.Cleanup(func() { port.Close() })
-	require.NoError(t, port.Configure(ethdev.Config{RxQueues: 1, TxQueues: 1}))
-	require.NoError(t, port.SetupRxQueue(0, 64, pool))
-	require.NoError(t, port.SetupTxQueue(0, 64))
-	require.NoError(t, port.Start())
-	return port, pool
-}
-
-func waitUp(t *testing.T, port *ethdev.Port, up bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for port.Link().Up != up {
-		if time.Now().After(deadline) {
-			t.Fatalf("link up = %v after 5 s, want %v", !up, up)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	g := testmem.Options(t, "mifp")
+	g.Limit, g.SegmentSize = 128<<20, 32<<20
+	proc := testport.Primary(t, g)
+	pool := testport.Pool(t, proc, "pkts", mbuf.PoolConfig{N: 1023})
+	return testport.Start(t, proc, "net_memif0,"+args, 1, 64, pool), pool
 }
 
 func xstat(port *ethdev.Port, name string) uint64 {
@@ -278,8 +251,8 @@ func TestServerRefusesMalformedOrOutOfRangeMessagesAndStaysHealthy(t *testing.T)
 
 	// Still listening, and a proper client gets through.
 	client, pool := testPort(t, "role=client,id=5,secret=s3,socket-abstract=no,socket="+sock)
-	waitUp(t, port, true)
-	waitUp(t, client, true)
+	testport.WaitLink(t, port, true)
+	testport.WaitLink(t, client, true)
 	tx, _ := client.TxQueue(0)
 	rx, _ := port.RxQueue(0)
 	m, _ := pool.Alloc(nil)
@@ -348,7 +321,7 @@ func connectRawClient(t *testing.T, port *ethdev.Port, sock string) *rawClient {
 	}
 	c.send(encodeName(msgConnect, "raw0"))
 	c.expect(msgConnected)
-	waitUp(t, port, true)
+	testport.WaitLink(t, port, true)
 	return c
 }
 
@@ -403,7 +376,7 @@ func TestServerDropsAndCountsDescriptorsOutsideTheRegion(t *testing.T) {
 	require.Zero(t, rx.RxBurst(pkts), "the queue stays idle")
 	require.Equal(t, uint64(6), port.Stats().RxErrors)
 	c.refused("Ring corrupted")
-	waitUp(t, port, false)
+	testport.WaitLink(t, port, false)
 	require.Equal(t, uint64(1), xstat(port, "memif_ring_errors"))
 
 	// The server keeps listening: a new client connects and is served.
@@ -444,7 +417,7 @@ func TestServerTxChecksTheClientsDescriptors(t *testing.T) {
 	require.Equal(t, byte(7), c.mem[d.offset+7])
 	require.Equal(t, uint64(1), port.Stats().TxErrors)
 	c.refused("Ring corrupted")
-	waitUp(t, port, false)
+	testport.WaitLink(t, port, false)
 }
 
 // rawServer accepts our client port's connections by hand.
@@ -519,7 +492,7 @@ func TestClientDropsDescriptorsLongerThanItsBuffers(t *testing.T) {
 	require.Equal(t, uint8(4), s2c.log2Size)
 	require.Equal(t, "net_memif0", decodeName(p.expect(msgConnect)))
 	p.send(encodeName(msgConnected, "raw"))
-	waitUp(t, port, true)
+	testport.WaitLink(t, port, true)
 
 	ring := unsafe.Pointer(&mem[s2c.offset])
 	require.Equal(t, uint16(16), loadHead(ring), "the client hands every s2c buffer over")

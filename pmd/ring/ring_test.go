@@ -1,13 +1,12 @@
 package ring_test
 
 import (
-	"fmt"
-	"os"
-	"sync/atomic"
 	"testing"
 
 	"github.com/gopmd/gopmd/ethdev"
 	"github.com/gopmd/gopmd/hugemem"
+	"github.com/gopmd/gopmd/internal/testmem"
+	"github.com/gopmd/gopmd/internal/testport"
 	"github.com/gopmd/gopmd/mbuf"
 	"github.com/gopmd/gopmd/mp"
 	_ "github.com/gopmd/gopmd/pmd/ring"
@@ -15,26 +14,16 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var seq atomic.Int64
-
 func primary(t *testing.T) *mp.Process {
-	g := hugemem.Options{Prefix: fmt.Sprintf("pr%d-%d", os.Getpid(), seq.Add(1)), NoHuge: true,
-		Limit: 64 << 20, SegmentSize: 32 << 20, RuntimeDir: t.TempDir()}
-	p, err := mp.Start(mp.Config{Type: mp.Primary, Memory: g, Lcores: []mp.Lcore{{ID: 0, CPUs: []int{0}}}})
-	require.NoError(t, err)
-	t.Cleanup(func() { p.Close() })
-	return p
+	t.Helper()
+	g := testmem.Options(t, "pr")
+	g.Limit, g.SegmentSize = 64<<20, 32<<20
+	return testport.Primary(t, g)
 }
 
 func startedPort(t *testing.T, proc *mp.Process, device string, pool *mbuf.Pool) *ethdev.Port {
-	port, err := ethdev.Create(proc, device)
-	require.NoError(t, err)
-	t.Cleanup(func() { port.Close() })
-	require.NoError(t, port.Configure(ethdev.Config{RxQueues: 1, TxQueues: 1}))
-	require.NoError(t, port.SetupRxQueue(0, 64, pool))
-	require.NoError(t, port.SetupTxQueue(0, 64))
-	require.NoError(t, port.Start())
-	return port
+	t.Helper()
+	return testport.Start(t, proc, device, 1, 64, pool)
 }
 
 // sendUnreceived puts n mbufs on the port's loopback ring and leaves them there.

@@ -2,14 +2,14 @@ package virtio_test
 
 import (
 	"encoding/binary"
-	"fmt"
 	"os"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/gopmd/gopmd/ethdev"
 	"github.com/gopmd/gopmd/hugemem"
+	"github.com/gopmd/gopmd/internal/testmem"
+	"github.com/gopmd/gopmd/internal/testport"
 	"github.com/gopmd/gopmd/mbuf"
 	"github.com/gopmd/gopmd/mp"
 	"github.com/stretchr/testify/require"
@@ -20,48 +20,33 @@ var seq, peerSeq atomic.Int64
 // group is a fresh memory group; hugepages when the test runs as root, so
 // that the vhost-user back-end maps the same kind of memory as in use.
 func group(t testing.TB) hugemem.Options {
-	return hugemem.Options{Prefix: fmt.Sprintf("vio%d-%d", os.Getpid(), seq.Add(1)), NoHuge: os.Geteuid() != 0,
-		Limit: 256 << 20, SegmentSize: 128 << 20, RuntimeDir: t.TempDir()}
+	o := testmem.Options(t, "vio")
+	o.NoHuge = os.Geteuid() != 0
+	o.Limit, o.SegmentSize = 256<<20, 128<<20
+	return o
 }
 
 func primary(t testing.TB, g hugemem.Options) *mp.Process {
-	p, err := mp.Start(mp.Config{Type: mp.Primary, Memory: g, Lcores: []mp.Lcore{{ID: 0, CPUs: []int{0}}}})
-	require.NoError(t, err)
-	t.Cleanup(func() { p.Close() })
+	t.Helper()
+	p := testport.Primary(t, g)
 	protectSegments(t, p.Mem)
 	return p
 }
 
 func newPool(t testing.TB, proc *mp.Process, name string) *mbuf.Pool {
-	pool, err := mbuf.CreatePool(proc.Mem, name, mbuf.PoolConfig{N: 8191, CacheSize: 64})
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	return pool
+	t.Helper()
+	return testport.Pool(t, proc, name, mbuf.PoolConfig{N: 8191, CacheSize: 64})
 }
 
 // startPort creates, configures and starts a port with n queue pairs.
 func startPort(t testing.TB, proc *mp.Process, device string, n int, pool *mbuf.Pool) *ethdev.Port {
 	t.Helper()
-	port, err := ethdev.Create(proc, device)
-	require.NoError(t, err)
-	t.Cleanup(func() { port.Close() })
-	require.NoError(t, port.Configure(ethdev.Config{RxQueues: n, TxQueues: n}))
-	for q := range n {
-		require.NoError(t, port.SetupRxQueue(q, 256, pool))
-		require.NoError(t, port.SetupTxQueue(q, 256))
-	}
-	require.NoError(t, port.Start())
-	return port
+	return testport.Start(t, proc, device, n, 256, pool)
 }
 
 func waitLink(t testing.TB, port *ethdev.Port, up bool) {
 	t.Helper()
-	for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(10 * time.Millisecond) {
-		if port.Link().Up == up {
-			return
-		}
-	}
-	t.Fatalf("link of %s: want up=%v, still %v after 10 s", port.Name(), up, port.Link().Up)
+	testport.WaitLink(t, port, up)
 }
 
 // Test frames are IPv4/UDP, so that a multi-queue tap spreads flows, and

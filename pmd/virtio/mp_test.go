@@ -1,19 +1,16 @@
 package virtio_test
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/gopmd/gopmd/ethdev"
 	"github.com/gopmd/gopmd/hugemem"
+	"github.com/gopmd/gopmd/internal/testproc"
 	"github.com/gopmd/gopmd/mbuf"
 	"github.com/gopmd/gopmd/mp"
 	"github.com/stretchr/testify/assert"
@@ -22,7 +19,7 @@ import (
 )
 
 // Multi-process tests run a secondary as a real process: this test binary
-// again, with GOPMD_VIRTIO_CHILD saying what to do.
+// again, with a childSpec saying what to do.
 type childSpec struct {
 	Mem    hugemem.Options
 	Port   string
@@ -31,12 +28,8 @@ type childSpec struct {
 }
 
 func TestMain(m *testing.M) {
-	if js := os.Getenv("GOPMD_VIRTIO_CHILD"); js != "" {
-		var spec childSpec
-		if err := json.Unmarshal([]byte(js), &spec); err != nil {
-			fmt.Println("error:", err)
-			os.Exit(2)
-		}
+	var spec childSpec
+	if testproc.IsChild(&spec) {
 		os.Exit(runChild(spec))
 	}
 	slog.SetLogLoggerLevel(slog.LevelWarn)
@@ -96,41 +89,9 @@ func protectSegments(t testing.TB, mem *hugemem.Memory) {
 	}
 }
 
-func startChild(t *testing.T, spec childSpec) <-chan string {
-	js, _ := json.Marshal(spec)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "GOPMD_VIRTIO_CHILD="+string(js))
-	cmd.Stderr = os.Stderr
-	in, _ := cmd.StdinPipe()
-	out, _ := cmd.StdoutPipe()
-	require.NoError(t, cmd.Start())
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
-	return lines
-}
-
-func expectLine(t *testing.T, lines <-chan string, prefix string, timeout time.Duration) string {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case l, ok := <-lines:
-			require.True(t, ok, "the secondary exited while we waited for %q", prefix)
-			require.False(t, strings.HasPrefix(l, "error:"), "the secondary failed: %s", l)
-			if strings.HasPrefix(l, prefix) {
-				return l
-			}
-		case <-deadline:
-			t.Fatalf("the secondary printed no %q within %v", prefix, timeout)
-		}
-	}
+// startChild starts a secondary; the test's cleanup ends it.
+func startChild(t *testing.T, spec childSpec) *testproc.Child {
+	return testproc.Start(t, testproc.Config{Name: "secondary", Spec: spec})
 }
 
 // TestPrimaryAndSecondaryEachPollAQueuePair runs a 2-queue-pair
@@ -151,10 +112,10 @@ func TestPrimaryAndSecondaryEachPollAQueuePair(t *testing.T) {
 	waitLink(t, port, true)
 	protectSegments(t, proc.Mem)
 
-	lines := startChild(t, childSpec{Mem: g, Port: port.Name(), Queue: 1, Frames: n})
-	expectLine(t, lines, "polling", 10*time.Second)
+	sec := startChild(t, childSpec{Mem: g, Port: port.Name(), Queue: 1, Frames: n})
+	sec.Expect("polling")
 	echo(t, port, pool, 1, n, func(i int) int { return 60 + i%1000 }, false)
-	assert.Equal(t, fmt.Sprintf("echoed %d", n), expectLine(t, lines, "echoed", 15*time.Second))
+	assert.Equal(t, fmt.Sprintf("echoed %d", n), sec.Expect("echoed"))
 
 	st := port.Stats()
 	for q := range 2 {
@@ -170,7 +131,7 @@ func TestPrimaryAndSecondaryEachPollAQueuePair(t *testing.T) {
 
 	require.NoError(t, peer.cmd.Process.Kill())
 	waitLink(t, port, false)
-	assert.Equal(t, "link up=false", expectLine(t, lines, "link", 5*time.Second))
+	assert.Equal(t, "link up=false", sec.Expect("link"))
 }
 
 // childEcho sends spec.Frames frames on queue pair spec.Queue and checks

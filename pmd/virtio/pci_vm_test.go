@@ -284,10 +284,10 @@ func TestPCIPrimaryAndSecondaryEachPollAQueuePair(t *testing.T) {
 	require.NoError(t, virtio.SetMACFilter(port, [][6]byte{[6]byte(port.MAC())}, nil))
 	waitLink(t, port, true)
 
-	lines := startChild(t, childSpec{Mem: g, Port: port.Name(), Queue: 1, Frames: n})
-	expectLine(t, lines, "polling", 20*time.Second)
+	sec := startChild(t, childSpec{Mem: g, Port: port.Name(), Queue: 1, Frames: n})
+	sec.Expect("polling")
 	echo(t, port, pool, 1, n, func(i int) int { return 60 + i%1000 }, true)
-	assert.Equal(t, fmt.Sprintf("echoed %d", n), expectLine(t, lines, "echoed", 30*time.Second))
+	assert.Equal(t, fmt.Sprintf("echoed %d", n), sec.Expect("echoed"))
 	st := port.Stats()
 	for q := range 2 {
 		assert.Equal(t, uint64(n), st.RxQueues[q].Packets, "frames received on queue %d", q)
@@ -361,14 +361,14 @@ func TestPCILinkChangeReachesEveryProcess(t *testing.T) {
 	t.Cleanup(pool.Close)
 	port := startPort(t, proc, "net_virtio0,pci="+os.Getenv("NIC"), 1, pool)
 	waitLink(t, port, true)
-	lines := startChild(t, childSpec{Mem: g, Port: port.Name(), Queue: 0, Frames: 0})
-	expectLine(t, lines, "echoed 0", 20*time.Second) // attached and subscribed
+	sec := startChild(t, childSpec{Mem: g, Port: port.Name(), Queue: 0, Frames: 0})
+	sec.Expect("echoed 0") // attached and subscribed
 
 	tx, err := port.TxQueue(0)
 	require.NoError(t, err)
 	require.Equal(t, 1, tx.TxBurst([]*mbuf.Mbuf{frame(t, pool, port.MAC(), linkTriggerQueue, linkTrigger, 64)}))
 	expectLinkEvent(t, events, port, false)
-	assert.Equal(t, "link up=false", expectLine(t, lines, "link", 10*time.Second), "the secondary's event")
+	assert.Equal(t, "link up=false", sec.Expect("link"), "the secondary's event")
 	expectLinkEvent(t, events, port, true)
-	assert.Equal(t, "link up=true", expectLine(t, lines, "link", 10*time.Second), "the secondary's event")
+	assert.Equal(t, "link up=true", sec.Expect("link"), "the secondary's event")
 }

@@ -121,7 +121,7 @@ func TestGroupAgreesOnOneTSCFrequency(t *testing.T) {
 	require.NoError(t, err)
 	defer release()
 	other := startChild(t, "tsc", childSpec{Mem: opts, Mode: ModeTSC})
-	sel := parseSelected(t, other.expect("selected "))
+	sel := parseSelected(t, other.Expect("selected "))
 	assert.Equal(t, c.Hz(), sel.hz, "TSC frequency of a later process")
 	assert.Contains(t, sel.reason, "recorded for the group", "a later process says whose frequency it adopted")
 }

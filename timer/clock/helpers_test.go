@@ -2,49 +2,35 @@ package clock
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gopmd/gopmd/hugemem"
+	"github.com/gopmd/gopmd/internal/testmem"
+	"github.com/gopmd/gopmd/internal/testproc"
 	"github.com/gopmd/gopmd/timer"
-	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
 
 // The multi-process tests run group members as real processes: this test
-// binary started again with GOPMD_CLOCK_CHILD holding a childSpec (see
-// TestMain).
-
-var groupSeq atomic.Int64
+// binary started again with a childSpec (see TestMain).
 
 func testGroup(t *testing.T) hugemem.Options {
-	return hugemem.Options{
-		Prefix:      fmt.Sprintf("clk%d-%d", os.Getpid(), groupSeq.Add(1)),
-		NoHuge:      true,
-		Limit:       16 << 20,
-		SegmentSize: 4 << 20,
-		RuntimeDir:  t.TempDir(),
-	}
+	o := testmem.Options(t, "clk")
+	o.Limit, o.SegmentSize = 16<<20, 4<<20
+	return o
 }
 
 func createGroup(t *testing.T) (*hugemem.Memory, hugemem.Options) {
 	t.Helper()
 	o := testGroup(t)
-	mem, err := hugemem.Create(o)
-	require.NoError(t, err)
-	t.Cleanup(func() { mem.Close() })
-	return mem, o
+	return testmem.Create(t, o), o
 }
 
 // standIn replaces /dev/hpet in tests and behaves like the kernel driver
@@ -93,109 +79,18 @@ func (h *standInHPET) Comparators() int       { return h.comparators }
 func (h *standInHPET) Comparator() (int, int) { return h.index, 0 }
 func (h *standInHPET) Close() error           { return h.f.Close() }
 
-// childSpec is what the parent tells a child, as JSON in GOPMD_CLOCK_CHILD.
+// childSpec is what the parent tells a child.
 type childSpec struct {
 	Mem     hugemem.Options
 	Mode    Mode
 	StandIn *standIn // nil: the real /dev/hpet
 }
 
-type child struct {
-	t     *testing.T
-	name  string
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	lines chan string
-	exit  chan error
-}
-
 // startChild starts a group member that selects a clock as spec says.
-func startChild(t *testing.T, name string, spec childSpec) *child {
+func startChild(t *testing.T, name string, spec childSpec) *testproc.Child {
 	t.Helper()
-	js, err := json.Marshal(spec)
-	require.NoError(t, err)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestMain$")
-	cmd.Env = append(os.Environ(), "GOPMD_CLOCK_CHILD="+string(js))
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	c := &child{t: t, name: name, cmd: cmd, stdin: stdin, lines: make(chan string, 100), exit: make(chan error, 1)}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			t.Logf("[%s pid %d] %s", name, cmd.Process.Pid, sc.Text())
-			c.lines <- sc.Text()
-		}
-		close(c.lines)
-		c.exit <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-c.exit
-	})
-	return c
+	return testproc.Start(t, testproc.Config{Name: name, Spec: spec})
 }
-
-// expect waits for a line starting with prefix and returns the rest of it.
-func (c *child) expect(prefix string) string {
-	c.t.Helper()
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case line, ok := <-c.lines:
-			if !ok {
-				c.t.Fatalf("%s (pid %d) exited before printing %q", c.name, c.pid(), prefix)
-			}
-			if rest, ok := strings.CutPrefix(line, prefix); ok {
-				return rest
-			}
-		case <-timeout:
-			c.t.Fatalf("%s (pid %d) did not print %q within 30 s", c.name, c.pid(), prefix)
-		}
-	}
-}
-
-// expectContaining waits for a line containing each of subs and returns it.
-func (c *child) expectContaining(subs ...string) string {
-	c.t.Helper()
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case line, ok := <-c.lines:
-			if !ok {
-				c.t.Fatalf("%s (pid %d) exited before printing a line with %q", c.name, c.pid(), subs)
-			}
-			all := true
-			for _, s := range subs {
-				all = all && strings.Contains(line, s)
-			}
-			if all {
-				return line
-			}
-		case <-timeout:
-			c.t.Fatalf("%s (pid %d) did not print a line with %q within 30 s", c.name, c.pid(), subs)
-		}
-	}
-}
-
-func (c *child) send(line string) {
-	c.t.Helper()
-	_, err := fmt.Fprintln(c.stdin, line)
-	require.NoError(c.t, err)
-}
-
-func (c *child) kill9() {
-	c.cmd.Process.Signal(syscall.SIGKILL)
-	for range c.lines {
-	}
-	<-c.exit
-	c.exit <- nil
-}
-
-func (c *child) pid() int { return c.cmd.Process.Pid }
 
 // runChild is the child side. It prints, one per line:
 //
@@ -271,12 +166,8 @@ func agreement(c *Clock, d time.Duration) (ratePPM float64, offsetNs int64) {
 }
 
 func TestMain(m *testing.M) {
-	if js := os.Getenv("GOPMD_CLOCK_CHILD"); js != "" {
-		var spec childSpec
-		if err := json.Unmarshal([]byte(js), &spec); err != nil {
-			fmt.Println("error: bad spec:", err)
-			os.Exit(2)
-		}
+	var spec childSpec
+	if testproc.IsChild(&spec) {
 		os.Exit(runChild(spec))
 	}
 	os.Exit(m.Run())

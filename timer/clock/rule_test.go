@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gopmd/gopmd/internal/testenv"
+	"github.com/gopmd/gopmd/internal/testproc"
 	"github.com/gopmd/gopmd/internal/vmtest"
 	"github.com/gopmd/gopmd/timer"
 	"github.com/stretchr/testify/assert"
@@ -31,9 +32,10 @@ type selection struct {
 	reason string
 }
 
+// parseSelected reads a child's "selected" line.
 func parseSelected(t *testing.T, line string) selection {
 	t.Helper()
-	f := strings.SplitN(line, " ", 4)
+	f := strings.SplitN(strings.TrimPrefix(line, "selected "), " ", 4)
 	require.Len(t, f, 4, "selected line %q: want source, comparator, hz, reason", line)
 	index, err := strconv.Atoi(f[1])
 	require.NoError(t, err)
@@ -43,15 +45,15 @@ func parseSelected(t *testing.T, line string) selection {
 }
 
 // expectAgreement reads the child's agreement line and checks it.
-func expectAgreement(t *testing.T, c *child, what string) {
+func expectAgreement(t *testing.T, c *testproc.Child, what string) {
 	t.Helper()
 	var ppm float64
 	var offset int64
-	_, err := fmt.Sscanf(c.expect("agree "), "%g %d", &ppm, &offset)
+	_, err := fmt.Sscanf(c.Expect("agree "), "agree %g %d", &ppm, &offset)
 	require.NoError(t, err)
-	t.Logf("%s: %s rate off CLOCK_MONOTONIC by %.1f ppm, Nanos off by %d ns", c.name, what, ppm, offset)
-	assert.LessOrEqual(t, math.Abs(ppm), float64(maxRateErrorPPM), "%s: %s rate error vs CLOCK_MONOTONIC, ppm", c.name, what)
-	assert.LessOrEqual(t, math.Abs(float64(offset)), float64(maxOffsetNs), "%s: %s Nanos minus CLOCK_MONOTONIC, ns", c.name, what)
+	t.Logf("%s: %s rate off CLOCK_MONOTONIC by %.1f ppm, Nanos off by %d ns", c.Name(), what, ppm, offset)
+	assert.LessOrEqual(t, math.Abs(ppm), float64(maxRateErrorPPM), "%s: %s rate error vs CLOCK_MONOTONIC, ppm", c.Name(), what)
+	assert.LessOrEqual(t, math.Abs(float64(offset)), float64(maxOffsetNs), "%s: %s Nanos minus CLOCK_MONOTONIC, ns", c.Name(), what)
 }
 
 // checkComparatorRule plays out the rule with processes of one group
@@ -68,11 +70,11 @@ func checkComparatorRule(t *testing.T, si *standIn, free int) {
 	_, opts := createGroup(t)
 	spec := func(m Mode) childSpec { return childSpec{Mem: opts, Mode: m, StandIn: si} }
 
-	var holders []*child
+	var holders []*testproc.Child
 	var held []int
 	for i := range free + 2 {
 		c := startChild(t, fmt.Sprintf("auto-%d", i), spec(ModeAuto))
-		sel := parseSelected(t, c.expect("selected "))
+		sel := parseSelected(t, c.Expect("selected "))
 		if i < free {
 			require.Equal(t, "hpet", sel.src, "process %d of %d with --timer=auto, %d comparators free: source (reason: %s)", i+1, free+2, free, sel.reason)
 			assert.NotContains(t, held, sel.index, "comparator %d handed out twice", sel.index)
@@ -85,34 +87,34 @@ func checkComparatorRule(t *testing.T, si *standIn, free int) {
 		assert.Contains(t, sel.reason, "no free HPET comparator")
 		assert.Contains(t, sel.reason, "the TSC is not invariant")
 		for j, h := range holders {
-			assert.Contains(t, sel.reason, fmt.Sprintf("pid %d holds comparator %d", h.pid(), held[j]), "fallback reason names every holder")
+			assert.Contains(t, sel.reason, fmt.Sprintf("pid %d holds comparator %d", h.Pid(), held[j]), "fallback reason names every holder")
 		}
 		expectAgreement(t, c, "TSC")
 	}
 
 	strict := startChild(t, "hpet", spec(ModeHPET))
-	failure := strict.expect("failed ")
+	failure := strict.Expect("failed ")
 	assert.Contains(t, failure, "--timer=hpet")
 	assert.Contains(t, failure, "no free HPET comparator")
 	for j, h := range holders {
-		assert.Contains(t, failure, fmt.Sprintf("pid %d holds comparator %d", h.pid(), held[j]), "--timer=hpet error names every holder")
+		assert.Contains(t, failure, fmt.Sprintf("pid %d holds comparator %d", h.Pid(), held[j]), "--timer=hpet error names every holder")
 	}
 
 	// A holder lets go: the next process gets its comparator.
-	holders[0].send("release")
-	holders[0].expect("released")
-	holders[0].stdin.Close()
+	holders[0].Send("release")
+	holders[0].Expect("released")
+	holders[0].CloseStdin()
 	next := startChild(t, "after-release", spec(ModeAuto))
-	sel := parseSelected(t, next.expect("selected "))
+	sel := parseSelected(t, next.Expect("selected "))
 	require.Equal(t, "hpet", sel.src, "after a holder released: source (reason: %s)", sel.reason)
 	assert.Equal(t, held[0], sel.index, "comparator the released one frees")
 
 	// A holder dies without releasing: the kernel frees its comparator,
 	// and the next process drops the dead claim and takes it.
-	next.kill9()
+	next.Kill()
 	last := startChild(t, "after-kill", spec(ModeAuto))
-	last.expectContaining("released the HPET claim of a process that is gone", fmt.Sprintf("pid=%d", next.pid()))
-	sel = parseSelected(t, last.expect("selected "))
+	last.ExpectContaining("released the HPET claim of a process that is gone", fmt.Sprintf("pid=%d", next.Pid()))
+	sel = parseSelected(t, last.Expect("selected "))
 	require.Equal(t, "hpet", sel.src, "after a holder was killed: source (reason: %s)", sel.reason)
 	assert.Equal(t, held[0], sel.index, "comparator the killed holder had")
 }

@@ -1,45 +1,34 @@
 package timerlist
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gopmd/gopmd/hugemem"
+	"github.com/gopmd/gopmd/internal/testmem"
+	"github.com/gopmd/gopmd/internal/testproc"
 	"github.com/gopmd/gopmd/timer/clock"
 	"github.com/stretchr/testify/require"
 )
 
-var groupSeq atomic.Int64
-
 func testGroup(t testing.TB) hugemem.Options {
-	return hugemem.Options{
-		Prefix:      fmt.Sprintf("tl%d-%d", os.Getpid(), groupSeq.Add(1)),
-		NoHuge:      true,
-		Limit:       256 << 20,
-		SegmentSize: 32 << 20,
-		RuntimeDir:  t.TempDir(),
-	}
+	o := testmem.Options(t, "tl")
+	o.Limit, o.SegmentSize = 256<<20, 32<<20
+	return o
 }
 
 // open creates a group and its timer lists with n timers, on the TSC.
 func open(t testing.TB, n int) (*Lists, hugemem.Options) {
 	t.Helper()
 	o := testGroup(t)
-	mem, err := hugemem.Create(o)
-	require.NoError(t, err)
-	t.Cleanup(func() { mem.Close() })
+	mem := testmem.Create(t, o)
 	clk, release, err := clock.Select(mem, clock.ModeTSC)
 	require.NoError(t, err)
 	t.Cleanup(func() { release() })
@@ -115,7 +104,8 @@ func checkLists(t testing.TB, l *Lists) (pending int) {
 	return pending
 }
 
-// childSpec is what the parent tells a child, as JSON in GOPMD_TIMERLIST_CHILD.
+// childSpec is what the parent tells a child, a process of its own: this
+// test binary again (see TestMain).
 type childSpec struct {
 	Role   string
 	Mem    hugemem.Options
@@ -125,76 +115,9 @@ type childSpec struct {
 	Clock  clock.Mode
 }
 
-type child struct {
-	t     *testing.T
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	lines chan string
-	exit  chan error
-}
-
-func startChild(t *testing.T, spec childSpec) *child {
+func startChild(t *testing.T, spec childSpec) *testproc.Child {
 	t.Helper()
-	js, err := json.Marshal(spec)
-	require.NoError(t, err)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestMain$")
-	cmd.Env = append(os.Environ(), "GOPMD_TIMERLIST_CHILD="+string(js))
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	c := &child{t: t, cmd: cmd, stdin: stdin, lines: make(chan string, 100), exit: make(chan error, 1)}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			t.Logf("[%s %d] %.300s", spec.Role, cmd.Process.Pid, sc.Text())
-			c.lines <- sc.Text()
-		}
-		close(c.lines)
-		c.exit <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-c.exit
-		c.exit <- nil
-	})
-	return c
-}
-
-func (c *child) expect(prefix string) string {
-	c.t.Helper()
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case line, ok := <-c.lines:
-			if !ok {
-				c.t.Fatalf("child %d exited before printing %q", c.cmd.Process.Pid, prefix)
-			}
-			if rest, ok := strings.CutPrefix(line, prefix); ok {
-				return rest
-			}
-		case <-timeout:
-			c.t.Fatalf("child %d did not print %q within 30 s", c.cmd.Process.Pid, prefix)
-		}
-	}
-}
-
-func (c *child) kill9() {
-	c.cmd.Process.Signal(syscall.SIGKILL)
-	for range c.lines {
-	}
-	c.exit <- <-c.exit
-}
-
-func (c *child) wait() error {
-	for range c.lines {
-	}
-	err := <-c.exit
-	c.exit <- err
-	return err
+	return testproc.Start(t, testproc.Config{Name: spec.Role, Spec: spec})
 }
 
 // childRoles are what a child does once it has opened the timer lists.
@@ -295,12 +218,8 @@ func runChild(spec childSpec) int {
 func TestMain(m *testing.M) {
 	// Each group's clock logs its choice at info level: not news here.
 	slog.SetLogLoggerLevel(slog.LevelWarn)
-	if js := os.Getenv("GOPMD_TIMERLIST_CHILD"); js != "" {
-		var spec childSpec
-		if err := json.Unmarshal([]byte(js), &spec); err != nil {
-			fmt.Println("error: bad spec:", err)
-			os.Exit(2)
-		}
+	var spec childSpec
+	if testproc.IsChild(&spec) {
 		os.Exit(runChild(spec))
 	}
 	os.Exit(m.Run())

@@ -2,6 +2,7 @@ package timerlist
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,10 +42,10 @@ func TestTimersAcrossProcessesOnDifferentClocksInVM(t *testing.T) {
 
 	const after = 20 * time.Millisecond
 	c := startChild(t, childSpec{Role: "arm", Mem: opts, Timers: timers, Lcores: []int{0}, Millis: int(after / time.Millisecond), Clock: clock.ModeAuto})
-	assert.Equal(t, "tsc", c.expect("clock "), "the other process's clock: the HPET comparator is taken")
-	armedAt, err := strconv.ParseInt(c.expect("armed "), 10, 64)
+	assert.Equal(t, "clock tsc", c.Expect("clock "), "the other process's clock: the HPET comparator is taken")
+	armedAt, err := strconv.ParseInt(strings.TrimPrefix(c.Expect("armed "), "armed "), 10, 64)
 	require.NoError(t, err)
-	require.NoError(t, c.wait())
+	require.NoError(t, c.Wait())
 
 	lc := lcore(t, l, 0)
 	for deadline := time.Now().Add(5 * time.Second); len(rc.calls) < 4 && time.Now().Before(deadline); {
