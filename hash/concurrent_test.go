@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopmd/gopmd/internal/proclive"
 	"github.com/stretchr/testify/require"
 )
 
@@ -197,7 +198,7 @@ func TestWriterThatDiedIsTakenOverAndRepaired(t *testing.T) {
 		owner func(t *testing.T) uint64
 	}{
 		{"dead process", func(t *testing.T) uint64 { return deadPID(t)<<32 | 1 }},
-		{"earlier process with our pid", func(t *testing.T) uint64 { return uint64(myPID)<<32 | uint64(myNonce^2) }},
+		{"earlier process with our pid", func(t *testing.T) uint64 { return myOwner ^ 2 }},
 		{"garbage lock word", func(t *testing.T) uint64 { return 0xffffffff_00000000 }},
 	} {
 		t.Run(who.name, func(t *testing.T) {
@@ -253,10 +254,12 @@ func TestWriterThatDiedIsTakenOverAndRepaired(t *testing.T) {
 }
 
 func TestLiveOwnersAreNotTakenOver(t *testing.T) {
-	require.True(t, ownerAlive(myOwner), "this process")
-	require.True(t, ownerAlive(1<<32|5), "pid 1 (init) is alive")
-	require.False(t, ownerAlive(deadPID(t)<<32|1), "a reaped process")
-	require.False(t, ownerAlive(uint64(myPID)<<32|uint64(myNonce^4)), "our pid with another nonce")
+	initWord, err := proclive.Word(1)
+	require.NoError(t, err)
+	require.True(t, proclive.WordAlive(myOwner), "this process")
+	require.True(t, proclive.WordAlive(initWord), "pid 1 (init) is alive")
+	require.False(t, proclive.WordAlive(deadPID(t)<<32|1), "a reaped process")
+	require.False(t, proclive.WordAlive(myOwner^4), "our pid with another start time")
 }
 
 func TestLookupDoesNotAllocate(t *testing.T) {

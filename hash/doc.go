@@ -42,11 +42,12 @@
 //
 // Writers (Add, Delete, Reset and their WithHash forms) take a lock in the
 // shared header, so any number of goroutines and processes may write. The
-// lock word names its holder's pid: a writer that finds the holder dead
-// (killed mid-write, or a zombie) takes the lock over and repairs what the
-// dead writer left half done, so a crash never wedges the table nor leaks
-// its entries: an Add or Delete that died either took effect or did not (a
-// Reset may be partly done). A holder that is alive but stopped (SIGSTOP,
+// lock word names its holder by pid and start time: a writer that finds
+// the holder dead (killed mid-write, a zombie, or its pid now another
+// process's) takes the lock over and repairs what the dead writer left
+// half done, so a crash never wedges the table nor leaks its entries: an
+// Add or Delete that died either took effect or did not (a Reset may be
+// partly done). A holder that is alive but stopped (SIGSTOP,
 // a debugger) makes other writers wait.
 //
 // Readers (Lookup, LookupWithHash, Iterate, Count) take no lock and never

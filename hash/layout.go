@@ -11,9 +11,12 @@ import (
 // pointers), checked by TestHeaderLayout. Bump layoutVersion whenever the
 // header, the bucket or slot format, the bucket-count rule, the hash
 // functions or mixHash change: any of them moves keys to other buckets.
+// Version 2: the lock word's low half is the holder's start time, no longer
+// a random nonce, which a process of version 2 would take for the start
+// time of a dead holder.
 const (
 	headerMagic   = 0x42415448 // "HTAB" in little-endian bytes
-	layoutVersion = 1
+	layoutVersion = 2
 
 	cacheLine = 64
 
@@ -64,7 +67,7 @@ type header struct {
 	size     uint64 // bytes of header, buckets, slots and free list
 	_        [2*cacheLine - 80]byte
 
-	// lock is 0 when free, else the holder's pid<<32 | its process nonce.
+	// lock is 0 when free, else the holder's proclive.Word (pid, start time).
 	lock    uint64
 	count   uint32 // keys stored
 	freeTop uint32 // free list entries in use

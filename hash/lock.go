@@ -1,33 +1,23 @@
 package hash
 
 import (
-	"bytes"
-	"errors"
-	"fmt"
-	"math/rand/v2"
-	"os"
 	"runtime"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/gopmd/gopmd/internal/proclive"
 )
 
-// The writer lock is a word in the shared header holding its owner's
-// identity: pid<<32 | a random nonce this process chose at start. The pid
-// lets any process see that a holder died (kill(pid, 0) fails with ESRCH,
-// or the holder is a zombie); the nonce tells this process's own holders
-// from a dead process that had the same pid before (pid reuse, common in
-// containers). Goroutines of one process all use the same word, so the
-// lock also excludes them from each other.
-var (
-	myPID   = uint32(os.Getpid())
-	myNonce = rand.Uint32() | 1
-	myOwner = uint64(myPID)<<32 | uint64(myNonce)
-)
+// The writer lock is a word in the shared header naming its holder:
+// proclive.Word, the pid and the start time of the process. Any process
+// can tell that a holder died (a gone pid, a zombie, or a pid reused by a
+// process started later); the start time also tells this process from a
+// dead one that had its pid before. Goroutines of one process all use the
+// same word, so the lock also excludes them from each other.
+var myOwner = proclive.Self()
 
 // livenessEvery is how many failed spins pass between liveness checks of
-// the holder (a syscall, so not on every spin).
+// the holder (a read of /proc, so not on every spin).
 const livenessEvery = 64
 
 func (t *Table) lock() {
@@ -47,7 +37,7 @@ func (t *Table) lockSlow() {
 			}
 			continue
 		}
-		if spin%livenessEvery == 0 && !ownerAlive(owner) && atomic.CompareAndSwapUint64(w, owner, myOwner) {
+		if spin%livenessEvery == 0 && !proclive.WordAlive(owner) && atomic.CompareAndSwapUint64(w, owner, myOwner) {
 			// The holder died inside a write; finish or undo what it left.
 			t.repair()
 			return
@@ -61,34 +51,6 @@ func (t *Table) lockSlow() {
 }
 
 func (t *Table) unlock() { atomic.StoreUint64(&t.hdr.lock, 0) }
-
-// ownerAlive reports whether the process that wrote lock word owner still
-// runs. A zombie counts as dead: it will never unlock.
-func ownerAlive(owner uint64) bool {
-	pid, nonce := uint32(owner>>32), uint32(owner)
-	if pid == myPID {
-		return nonce == myNonce
-	}
-	if pid == 0 || pid > 1<<30 {
-		return false // not a pid: a corrupted word, which nobody would ever clear
-	}
-	if err := unix.Kill(int(pid), 0); errors.Is(err, unix.ESRCH) {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return !errors.Is(err, os.ErrNotExist)
-	}
-	// The state follows the command name, which is in parentheses and may
-	// itself contain ") ".
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		switch stat[i+2] {
-		case 'Z', 'X':
-			return false
-		}
-	}
-	return true
-}
 
 // repair rebuilds what a writer that died holding the lock may have left
 // half done, from the bucket entries, which are the truth: every step of a

@@ -3,14 +3,13 @@ package hugemem
 import (
 	"cmp"
 	"fmt"
-	"github.com/gopmd/gopmd/internal/proclive"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
 
+	"github.com/gopmd/gopmd/internal/proclive"
 	"golang.org/x/sys/unix"
 )
 
@@ -215,7 +214,7 @@ func (m *Memory) lock() (unlock func(), err error) {
 		return nil, fmt.Errorf("hugemem: group %q memory is closed", m.opts.Prefix)
 	}
 	procLock.Lock()
-	me := lockWord(os.Getpid())
+	me := proclive.Self()
 	for spin := 0; !atomic.CompareAndSwapUint64(&m.cfg.Lock, 0, me); spin++ {
 		holder := atomic.LoadUint64(&m.cfg.Lock)
 		if holder == me {
@@ -258,15 +257,12 @@ func (m *Memory) WithLock(fn func() error) error {
 }
 
 // lockWord names a process in one 64-bit word, so it can be compared and
-// swapped at once: its pid above, the low 32 bits of its start time below.
-// A process with a reused pid has another start time.
+// swapped at once (proclive.Word): a process with a reused pid has another
+// start time.
 func lockWord(pid int) uint64 {
-	start, _ := proclive.StartTime(pid)
-	return uint64(uint32(pid))<<32 | uint64(uint32(start))
+	w, _ := proclive.Word(pid)
+	return w
 }
 
 // holderAlive reports whether the process a lock word names still runs.
-func holderAlive(w uint64) bool {
-	start, err := proclive.StartTime(int(w >> 32))
-	return err == nil && uint32(start) == uint32(w)
-}
+func holderAlive(w uint64) bool { return proclive.WordAlive(w) }

@@ -5,9 +5,12 @@ package proclive
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,4 +43,40 @@ func StartTime(pid int) (uint64, error) {
 func Alive(pid int, start uint64) bool {
 	st, err := StartTime(pid)
 	return err == nil && st == start
+}
+
+// A Word names a process in one 64-bit word, for lock words that are taken
+// and compared with a single compare-and-swap: the pid in the high 32 bits,
+// the low 32 bits of its start time below. Start times count clock ticks
+// (100 a second), so 32 bits of them repeat only after 497 days: a reused
+// pid is told from the process that held a word as surely as by Alive.
+// No process has Word 0, so 0 can mean "free".
+func Word(pid int) (uint64, error) {
+	start, err := StartTime(pid)
+	return uint64(uint32(pid))<<32 | uint64(uint32(start)), err
+}
+
+// Self returns this process's Word, read once.
+func Self() uint64 { return self() }
+
+var self = sync.OnceValue(func() uint64 {
+	w, _ := Word(os.Getpid()) // /proc/self/stat is always readable
+	return w
+})
+
+// WordAlive reports whether the process a Word names still runs. A word
+// that names no process (0, or garbage) is not alive.
+func WordAlive(w uint64) bool {
+	start, err := StartTime(int(w >> 32))
+	return err == nil && uint32(start) == uint32(w)
+}
+
+// Running reports whether some process has pid now, a zombie not counted,
+// whichever process that is. It is for records with room for a pid only:
+// a reused pid looks alive there, so what such a record guards waits for
+// the newcomer to exit rather than be taken from a live owner. When /proc
+// cannot tell, it says running, for the same reason.
+func Running(pid int) bool {
+	_, err := StartTime(pid)
+	return err == nil || !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, unix.ESRCH)
 }

@@ -45,7 +45,8 @@
 //
 // Manage with nothing expired reads the clock and one shared word: no lock,
 // no allocation. The lists themselves are guarded by a spinlock per lcore
-// holding the owner's pid, taken over if the holder dies; links are changed
+// naming its holder by pid and start time, taken over if the holder dies
+// (a pid reused by another process since included); links are changed
 // in an order that leaves a skiplist valid at every step, so a process dying
 // inside a change leaves the list usable.
 package timerlist

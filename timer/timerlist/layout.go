@@ -1,47 +1,47 @@
 package timerlist
 
 import (
-	"bytes"
-	"errors"
-	"io/fs"
 	"math"
 	"math/rand/v2"
-	"os"
 	"runtime"
-	"strconv"
 	"sync/atomic"
 
+	"github.com/gopmd/gopmd/internal/proclive"
 	"github.com/gopmd/gopmd/mp"
 )
 
 // The memzone holds a header, one list per lcore, then the timer records.
-// Plain data only; TestLayout checks the sizes.
+// Plain data only; TestLayout checks the sizes. Version 2: the locks are
+// 64-bit words naming the holder by pid and start time (proclive.Word), and
+// the skiplist has 9 levels, which leaves a list one cache line with its
+// wider lock.
 const (
 	zoneMagic   = 0x6770_6d64_5f74_6d72 // "gpmd_tmr"
-	zoneVersion = 1
+	zoneVersion = 2
 
 	// levels is the skiplist height. A node has 1 level, and each further
-	// one with probability 1/4 (as in rte_timer), so 10 levels keep a list
-	// of a million timers logarithmic.
-	levels = 10
+	// one with probability 1/4 (rte_timer has 10 levels of the same), so
+	// 9 levels keep a list of a quarter million timers logarithmic, and
+	// one of a million a few steps longer than that.
+	levels = 9
 )
 
 type header struct {
 	Magic     uint64
 	Version   uint32
 	NTimers   uint32
-	AllocLock uint32 // pid of the process changing the free list; 0: free
+	AllocLock uint64 // proclive.Word of the process changing the free list; 0: free
 	FreeHead  uint32 // index+1 of the first free record; 0: none
 	InUse     uint32
-	_         [36]byte
+	_         [32]byte
 }
 
 // list is one lcore's pending timers, a skiplist ordered by (Expire, Seq).
 type list struct {
-	Lock       uint32 // pid of the holder; 0: unlocked
-	Count      uint32
+	Lock       uint64 // proclive.Word of the holder; 0: unlocked
 	NextExpire int64  // Expire of the first timer; math.MaxInt64 when empty. Read without the lock.
 	Seq        uint64 // insertions so far: orders timers with equal Expire first-in first-out
+	Count      uint32
 	Head       [levels]uint32
 }
 
@@ -158,16 +158,17 @@ func (h *list) refresh(recs []rec) {
 	atomic.StoreInt64(&h.NextExpire, next)
 }
 
-// lock takes a spinlock word holding the owner's pid. A holder that died is
-// found after a while of spinning and its lock taken over.
-func lock(w *uint32, self uint32) {
+// lock takes a spinlock word naming its holder (proclive.Word). A holder
+// that died, even one whose pid another process has since, is found after
+// a while of spinning and its lock taken over.
+func lock(w *uint64, self uint64) {
 	for spins := 1; ; spins++ {
-		if atomic.LoadUint32(w) == 0 && atomic.CompareAndSwapUint32(w, 0, self) {
+		if atomic.LoadUint64(w) == 0 && atomic.CompareAndSwapUint64(w, 0, self) {
 			return
 		}
 		if spins%4096 == 0 {
-			if holder := atomic.LoadUint32(w); holder != 0 && holder != self && !pidAlive(holder) {
-				atomic.CompareAndSwapUint32(w, holder, 0)
+			if holder := atomic.LoadUint64(w); holder != 0 && holder != self && !proclive.WordAlive(holder) {
+				atomic.CompareAndSwapUint64(w, holder, 0)
 				continue
 			}
 			runtime.Gosched()
@@ -175,19 +176,8 @@ func lock(w *uint32, self uint32) {
 	}
 }
 
-func unlock(w *uint32) { atomic.StoreUint32(w, 0) }
+func unlock(w *uint64) { atomic.StoreUint64(w, 0) }
 
-// pidAlive reports whether process pid exists and is not a zombie. When in
-// doubt it says alive: taking over from a live process would be worse than
-// waiting.
-func pidAlive(pid uint32) bool {
-	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/stat")
-	if err != nil {
-		return !errors.Is(err, fs.ErrNotExist)
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return true
-	}
-	return b[i+2] != 'Z' && b[i+2] != 'X'
-}
+// pidAlive reports whether process pid, recorded in a status word, which
+// has no room for a start time, may still run (proclive.Running).
+func pidAlive(pid uint32) bool { return proclive.Running(int(pid)) }

@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/gopmd/gopmd/hugemem"
+	"github.com/gopmd/gopmd/internal/proclive"
 	"github.com/gopmd/gopmd/mp"
 	"github.com/gopmd/gopmd/timer/clock"
 )
@@ -98,7 +99,8 @@ type Lists struct {
 	hdr   *header
 	lists *[MaxLcores]list
 	recs  []rec
-	pid   uint32
+	pid   uint32 // in status words, which have room for a pid only
+	word  uint64 // in lock words (proclive.Word)
 	self  mp.Owner
 
 	regMu     sync.Mutex
@@ -167,6 +169,7 @@ func Open(mem *hugemem.Memory, clk *clock.Clock, cfg Config) (*Lists, error) {
 		lists: (*[MaxLcores]list)(unsafe.Add(base, unsafe.Sizeof(header{}))),
 		recs:  unsafe.Slice((*rec)(unsafe.Add(base, size(0))), n),
 		pid:   uint32(os.Getpid()),
+		word:  proclive.Self(),
 		self:  mp.Self(),
 	}
 	l.callbacks.Store(&[]Callback{})
@@ -247,7 +250,7 @@ func (l *Lists) Register(id CallbackID, fn Callback) error {
 
 // New takes a stopped timer from the pool, to run callback cb with arg.
 func (l *Lists) New(cb CallbackID, arg uint64) (Timer, error) {
-	lock(&l.hdr.AllocLock, l.pid)
+	lock(&l.hdr.AllocLock, l.word)
 	n := l.hdr.FreeHead
 	if n == 0 {
 		unlock(&l.hdr.AllocLock)
@@ -283,7 +286,7 @@ func (l *Lists) Free(t Timer) error {
 
 // release returns a record held in stateConfig to the free list.
 func (l *Lists) release(r *rec, idx uint32, gen uint16) {
-	lock(&l.hdr.AllocLock, l.pid)
+	lock(&l.hdr.AllocLock, l.word)
 	r.FreeNext = l.hdr.FreeHead
 	atomic.StoreUint64(&r.Status, status(stateFree, noLcore, gen+1, 0))
 	l.hdr.FreeHead = idx + 1
@@ -346,7 +349,7 @@ func (l *Lists) unlink(r *rec, idx uint32) {
 		return
 	}
 	h := &l.lists[lk-1]
-	lock(&h.Lock, l.pid)
+	lock(&h.Lock, l.word)
 	h.remove(l.recs, r, idx)
 	atomic.StoreUint32(&r.Linked, 0)
 	unlock(&h.Lock)
@@ -356,7 +359,7 @@ func (l *Lists) unlink(r *rec, idx uint32) {
 // and makes it pending there.
 func (l *Lists) link(r *rec, idx uint32, on int, gen uint16) {
 	h := &l.lists[on]
-	lock(&h.Lock, l.pid)
+	lock(&h.Lock, l.word)
 	atomic.StoreUint32(&r.Linked, uint32(on+1))
 	h.Seq++
 	r.Seq = h.Seq
@@ -583,7 +586,7 @@ func (c *Lcore) manage(h *list, now int64) int {
 	l, pid := c.l, c.l.pid
 
 	run := c.run[:0]
-	lock(&h.Lock, pid)
+	lock(&h.Lock, l.word)
 	for n := h.Head[0]; n != 0; {
 		r := &l.recs[n-1]
 		if r.Expire > now {

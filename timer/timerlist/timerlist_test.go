@@ -350,7 +350,7 @@ func TestBadArgumentsAreRefused(t *testing.T) {
 	_, err = l.mem.Reserve("not_timers", 4096, 0)
 	require.NoError(t, err)
 	_, err = Open(l.mem, l.clk, Config{Name: "not_timers"})
-	assert.ErrorContains(t, err, `timerlist: memzone "not_timers" has magic 0x0 version 0, this build needs 0x67706d645f746d72 version 1: not timer lists`)
+	assert.ErrorContains(t, err, fmt.Sprintf(`timerlist: memzone "not_timers" has magic 0x0 version 0, this build needs 0x67706d645f746d72 version %d: not timer lists`, zoneVersion))
 }
 
 func TestUnregisteredCallbackStopsTheTimer(t *testing.T) {
@@ -540,9 +540,9 @@ func TestStopAndResetRaceAcrossProcesses(t *testing.T) {
 	}
 	stress(t, l, timers, func(<-chan struct{}) {
 		c := startChild(t, childSpec{Role: "race", Mem: opts, Timers: timers, Lcores: []int{0, 1}, Millis: 300})
-		f := strings.Fields(c.expect("done "))
+		f := strings.Fields(strings.TrimPrefix(c.Expect("done "), "done "))
 		require.Len(t, f, 2)
-		require.NoError(t, c.wait())
+		require.NoError(t, c.Wait())
 		t.Logf("the other process: %s changes went through, %s found the timer busy", f[0], f[1])
 	})
 }
@@ -555,8 +555,8 @@ func TestTimersArmedByAnotherProcessRunOnTheOwnersLcore(t *testing.T) {
 		timers = append(timers, newTimer(t, l, 1, uint64(i)))
 	}
 	c := startChild(t, childSpec{Role: "arm", Mem: opts, Timers: timers, Lcores: []int{4, 5}, Millis: 1})
-	c.expect("armed")
-	require.NoError(t, c.wait())
+	c.Expect("armed")
+	require.NoError(t, c.Wait())
 	assert.Equal(t, 20, checkLists(t, l), "pending timers: 30 armed, every third stopped again")
 
 	four, five := lcore(t, l, 4), lcore(t, l, 5)
@@ -574,11 +574,11 @@ func TestTimersArmedByAnotherProcessRunOnTheOwnersLcore(t *testing.T) {
 func TestTimersOfADeadProcessAreReaped(t *testing.T) {
 	l, opts := open(t, 0)
 	c := startChild(t, childSpec{Role: "own", Mem: opts, Lcores: []int{6, 7}, Millis: 10})
-	c.expect("own 10")
+	c.Expect("own 10")
 	assert.Equal(t, 10, l.InUse(), "timers in use while their creator lives")
 	assert.Equal(t, 5, checkLists(t, l), "pending timers while their creator lives")
 	assert.Zero(t, l.Reap(), "timers reaped while their creator lives")
-	c.kill9()
+	c.Kill()
 	assert.Equal(t, 10, l.Reap(), "timers reaped after their creator died")
 	assert.Zero(t, l.InUse())
 	assert.Zero(t, checkLists(t, l))
@@ -589,9 +589,9 @@ func TestTimersOfADeadProcessAreReaped(t *testing.T) {
 func TestATimerLeftConfiguringByADeadProcessIsTakenOver(t *testing.T) {
 	l, opts := open(t, 0)
 	c := startChild(t, childSpec{Role: "own", Mem: opts, Lcores: []int{1}, Millis: 1})
-	c.expect("own 1")
-	deadPID := uint32(c.cmd.Process.Pid)
-	c.kill9()
+	c.Expect("own 1")
+	deadPID := uint32(c.Pid())
+	c.Kill()
 
 	tm := newTimer(t, l, 1, 0)
 	anyc := lcore(t, l, AnyLcore)
