@@ -958,9 +958,5 @@ func (d *Device) TxQueue(q int, c *ethdev.QueueCounters) (ethdev.TxQueue, error)
 	if q < 0 || q >= int(d.sh.NbTx) || d.sh.Tx[q].Zone == 0 {
 		return nil, fmt.Errorf("tx queue %d is not set up (%d configured)", q, d.sh.NbTx)
 	}
-	var anyPool *mbuf.Pool
-	if d.sh.NbRx > 0 {
-		anyPool, _ = mbuf.LookupPool(d.mem, cstr(d.sh.Rx[0].Pool[:]))
-	}
-	return d.txQueue(q, c, anyPool), nil
+	return d.txQueue(q, c), nil
 }

@@ -242,15 +242,14 @@ type txQueue struct {
 	regs     registers             // for TDT
 	counters *ethdev.QueueCounters // shared counters, written only here
 	dma      dma                   // mbuf to device address
-	cache    *mempool.Cache        // the polling lcore's cache (of any pool), or nil
+	lcore    int                   // the polling lcore (BindLcore), whose caches frees use; -1: none
 	done     [txBatch]*mbuf.Mbuf   // mbufs of one cleaned batch
-	anyPool  *mbuf.Pool            // an rx pool of the port, whose lcore caches BindLcore takes
 }
 
-func (d *Device) txQueue(q int, c *ethdev.QueueCounters, anyPool *mbuf.Pool) *txQueue {
+func (d *Device) txQueue(q int, c *ethdev.QueueCounters) *txQueue {
 	ts := &d.sh.Tx[q]
 	return &txQueue{
-		anyPool:  anyPool,
+		lcore:    -1,
 		sh:       ts,
 		ring:     d.mem.Ptr(ts.Zone),
 		slots:    d.mem.Ptr(ts.Zone + uint64(ts.Size)*descSize),
@@ -283,12 +282,19 @@ func (q *txQueue) clean(next, clean uint32) uint32 {
 				k++
 			}
 		}
-		if mbuf.FreeBulk(q.cache, q.done[:k]) != nil {
+		if mbuf.FreeBulkLcore(q.lcore, q.done[:k]) != nil {
 			q.lost(uint64(k))
 		}
 		clean = (clean + txBatch) & q.mask
 	}
 	return clean
+}
+
+// drop frees a packet the device cannot send.
+func (q *txQueue) drop(pkt []*mbuf.Mbuf) {
+	if mbuf.FreeBulkLcore(q.lcore, pkt) != nil {
+		q.lost(1)
+	}
 }
 
 // lost counts mbufs a free could not give back: their pool is not open in
@@ -311,7 +317,7 @@ func (q *txQueue) TxBurst(pkts []*mbuf.Mbuf) int {
 	free := mask - (next-clean)&mask // one slot stays empty: TDT = TDH means an empty ring
 	n := 0
 	var bytes, bad uint64
-	for _, m := range pkts[:min(len(pkts), maxBurst)] {
+	for i, m := range pkts[:min(len(pkts), maxBurst)] {
 		segs := uint32(m.NumSegs())
 		if segs > free && segs <= maxTxSegs {
 			break
@@ -325,9 +331,7 @@ func (q *txQueue) TxBurst(pkts []*mbuf.Mbuf) int {
 			}
 			if iova == 0 || pktLen == 0 || pktLen > maxTxFrame || uint32(m.DataLen()) != pktLen {
 				bad++
-				if m.Free(q.cache) != nil {
-					q.lost(1)
-				}
+				q.drop(pkts[i : i+1])
 				continue
 			}
 			cmd := uint64(pktLen) | txdDTYPData | txdDEXT | txdIFCS | txdEOP
@@ -344,9 +348,7 @@ func (q *txQueue) TxBurst(pkts []*mbuf.Mbuf) int {
 		}
 		if !q.chain(m, &next) {
 			bad++
-			if m.Free(q.cache) != nil {
-				q.lost(1)
-			}
+			q.drop(pkts[i : i+1])
 			continue
 		}
 		free -= segs
@@ -429,14 +431,10 @@ func (q *txQueue) chain(m *mbuf.Mbuf, next *uint32) bool {
 // back to the ring.
 func (q *rxQueue) BindLcore(lcore int) { q.cache = q.pool.Cache(lcore) }
 
-// BindLcore makes frees of sent mbufs go through the lcore's caches (of
-// whichever pools the mbufs come from: mbuf.Free switches by lcore).
-func (q *txQueue) BindLcore(lcore int) {
-	q.cache = nil
-	if q.anyPool != nil {
-		q.cache = q.anyPool.Cache(lcore)
-	}
-}
+// BindLcore makes frees of sent mbufs go through the lcore's cache of each
+// mbuf's own pool (mbuf.FreeBulkLcore); a negative lcore goes back to the
+// rings.
+func (q *txQueue) BindLcore(lcore int) { q.lcore = max(lcore, -1) }
 
 var (
 	_ ethdev.LcoreBinder = (*rxQueue)(nil)

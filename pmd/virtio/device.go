@@ -407,8 +407,11 @@ type RxQueue struct{ q *virtqueue.Queue }
 // RxBurst receives frames; see ethdev.RxQueue.
 func (r *RxQueue) RxBurst(pkts []*mbuf.Mbuf) int { return r.q.Rx(pkts) }
 
-// SetCache makes the queue allocate rx buffers through a mempool cache of
-// its pool (the polling lcore's), instead of none.
+// BindLcore (ethdev.LcoreBinder) makes the queue allocate rx buffers
+// through lcore's cache of its pool, and free dropped frames through it.
+func (r *RxQueue) BindLcore(lcore int) { r.q.BindLcore(lcore) }
+
+// SetCache is BindLcore for the lcore of c, a cache of the queue's pool.
 func (r *RxQueue) SetCache(c *mempool.Cache) { r.q.SetCache(c) }
 
 // TxQueue is a virtio tx queue as a process drives it.
@@ -417,9 +420,18 @@ type TxQueue struct{ q *virtqueue.Queue }
 // TxBurst sends frames; see ethdev.TxQueue.
 func (t *TxQueue) TxBurst(pkts []*mbuf.Mbuf) int { return t.q.Tx(pkts) }
 
-// SetCache makes the queue free sent mbufs through a mempool cache (the
-// polling lcore's), instead of none.
+// BindLcore (ethdev.LcoreBinder) makes the queue free sent mbufs through
+// lcore's cache of each mbuf's own pool, instead of through the pools'
+// rings.
+func (t *TxQueue) BindLcore(lcore int) { t.q.BindLcore(lcore) }
+
+// SetCache is BindLcore for the lcore of c, a cache of any pool.
 func (t *TxQueue) SetCache(c *mempool.Cache) { t.q.SetCache(c) }
+
+var (
+	_ ethdev.LcoreBinder = (*RxQueue)(nil)
+	_ ethdev.LcoreBinder = (*TxQueue)(nil)
+)
 
 // XStats are the negotiated features and, per queue, what the device
 // returned that had to be dropped.

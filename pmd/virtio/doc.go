@@ -82,8 +82,9 @@
 // an eventfd write, or a doorbell write that is a system call only for a
 // legacy I/O BAR). Interrupts are suppressed. Sent mbufs are freed lazily,
 // when the tx ring runs short; a burst of no packets frees what was sent.
-// RxQueue and TxQueue take a mempool cache (SetCache) for the polling
-// lcore.
+// Bound to the polling lcore (ethdev.BindLcore), an rx queue allocates
+// from that lcore's cache of its pool, and a tx queue frees sent mbufs
+// through that lcore's cache of each mbuf's own pool.
 //
 // # An untrusted device
 //

@@ -90,7 +90,8 @@ type Queue struct {
 	notify    Notifier
 	counters  *ethdev.QueueCounters
 	pool      *mbuf.Pool
-	cache     *mempool.Cache
+	cache     *mempool.Cache // the polling lcore's cache of pool, or nil
+	lcore     int            // the polling lcore, whose caches frees use; -1: none
 	port      uint16
 	backoff   uint32            // tx: bursts left before looking at the used ring again
 	scratch   [batch]*mbuf.Mbuf // mbufs being allocated or freed
@@ -203,7 +204,7 @@ func Attach(mem *hugemem.Memory, zone *hugemem.Memzone, a Attachment) (*Queue, e
 	}
 	q := &Queue{mem: mem, zone: zone, st: st, kind: st.Kind, role: st.Role, size: uint32(n), mask: uint32(n - 1),
 		hdrLen: st.HdrLen, merge: st.Flags&flagMergeable != 0, linear: st.Flags&flagLinear != 0,
-		notify: a.Notifier, counters: a.Counters, pool: a.Pool, port: a.Port}
+		notify: a.Notifier, counters: a.Counters, pool: a.Pool, lcore: -1, port: a.Port}
 	if q.counters == nil {
 		q.counters = &q.noCounter
 	}
@@ -283,10 +284,25 @@ func (q *Queue) Size() int { return int(q.size) }
 // suppression) and the device area (used ring; device event suppression).
 func (q *Queue) Addrs() (desc, driver, device uint64) { return q.descAddr, q.drvAddr, q.devAddr }
 
-// SetCache gives the queue a mempool cache to allocate and free mbufs
-// through (the polling lcore's cache of the rx pool); nil, the default,
-// uses none.
-func (q *Queue) SetCache(c *mempool.Cache) { q.cache = c }
+// BindLcore makes the queue allocate and free mbufs through lcore's
+// caches: an rx queue allocates from its pool's, and every queue frees
+// through the cache of each mbuf's own pool (mbuf.FreeBulkLcore). A
+// negative lcore, the default, uses none.
+func (q *Queue) BindLcore(lcore int) {
+	q.lcore, q.cache = max(lcore, -1), nil
+	if q.pool != nil {
+		q.cache = q.pool.Cache(lcore)
+	}
+}
+
+// SetCache is BindLcore for the lcore of c, which should be a cache of the
+// queue's pool (rx); nil binds none.
+func (q *Queue) SetCache(c *mempool.Cache) {
+	q.lcore, q.cache = -1, c
+	if c != nil {
+		q.lcore = c.Lcore()
+	}
+}
 
 // Stats returns the queue's drop reasons so far.
 func (q *Queue) Stats() Counters {
@@ -361,13 +377,13 @@ func (q *Queue) releaseAll() {
 			q.scratch[k] = mbuf.FromOff(q.mem, e.Mbuf)
 			k++
 			if k == batch {
-				mbuf.FreeBulk(q.cache, q.scratch[:k])
+				mbuf.FreeBulkLcore(q.lcore, q.scratch[:k])
 				k = 0
 			}
 		}
 		e.Mbuf, e.NDesc = 0, 0
 	}
-	mbuf.FreeBulk(q.cache, q.scratch[:k])
+	mbuf.FreeBulkLcore(q.lcore, q.scratch[:k])
 	clear(q.scratch[:])
 }
 

@@ -86,7 +86,7 @@ func (q *Queue) reclaimSplit() uint32 {
 		q.scratch[k] = m
 		k++
 		if k == batch {
-			mbuf.FreeBulk(q.cache, q.scratch[:k])
+			mbuf.FreeBulkLcore(q.lcore, q.scratch[:k])
 			k = 0
 		}
 	}
@@ -98,7 +98,7 @@ func (q *Queue) reclaimSplit() uint32 {
 // finishReclaim frees the last k collected packets and counts.
 func (q *Queue) finishReclaim(k int, completed, bad uint64) {
 	if k > 0 {
-		mbuf.FreeBulk(q.cache, q.scratch[:k])
+		mbuf.FreeBulkLcore(q.lcore, q.scratch[:k])
 	}
 	add(&q.st.Counters.Completed, completed)
 	if bad > 0 {
@@ -155,7 +155,7 @@ func (q *Queue) reclaimPacked() uint32 {
 				q.scratch[k] = mbuf.FromOff(q.mem, off)
 				k++
 				if k == batch {
-					mbuf.FreeBulk(q.cache, q.scratch[:k])
+					mbuf.FreeBulkLcore(q.lcore, q.scratch[:k])
 					k = 0
 				}
 			}
@@ -284,7 +284,7 @@ func (q *Queue) txSplitSlow(m *mbuf.Mbuf) (ok, took bool) {
 	st := q.st
 	segs, push := q.txShape(m)
 	if segs == 0 {
-		m.Free(q.cache)
+		q.drop(m)
 		return false, true
 	}
 	need := segs
@@ -324,6 +324,12 @@ func (q *Queue) txSplitSlow(m *mbuf.Mbuf) (ok, took bool) {
 	return true, true
 }
 
+// drop frees a packet the device can never get.
+func (q *Queue) drop(m *mbuf.Mbuf) {
+	one := [1]*mbuf.Mbuf{m}
+	mbuf.FreeBulkLcore(q.lcore, one[:])
+}
+
 func (q *Queue) txAccount(sent, bytes, dropped uint64) {
 	if sent > 0 {
 		q.counters.Count(sent, bytes)
@@ -340,7 +346,7 @@ func (q *Queue) txPacked(pkts []*mbuf.Mbuf) int {
 	for _, m := range pkts {
 		segs, push := q.txShape(m)
 		if segs == 0 {
-			m.Free(q.cache)
+			q.drop(m)
 			taken++
 			dropped++
 			continue
