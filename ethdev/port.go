@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -27,6 +28,10 @@ type Port struct {
 	rx      [MaxQueues]RxQueue // queues this process claimed
 	tx      [MaxQueues]TxQueue
 	closed  bool
+
+	poolsMu  sync.Mutex
+	rxPools  [MaxQueues]*mbuf.Pool // RxPool's handles, by queue; closed by Close
+	oldPools []*mbuf.Pool          // handles of pools a queue had before it was set up again
 }
 
 // errNameTaken is wrapped when a port's name is in use.
@@ -249,12 +254,45 @@ func (p *Port) SetupTxQueue(q, desc int) error {
 }
 
 // RxPool returns the packet pool of rx queue q, for drivers attaching in a
-// secondary.
+// secondary. The handle belongs to the Port: it is opened in this process
+// on the first call for q (and again only if q was set up with another
+// pool since) and closed by Close, after the driver's Close. Callers must
+// not Close it, nor use it once the Port is closed.
 func (p *Port) RxPool(q int) (*mbuf.Pool, error) {
 	if q < 0 || q >= MaxQueues {
 		return nil, fmt.Errorf("ethdev: %s: rx queue %d out of range", p.Name(), q)
 	}
-	return mbuf.LookupPool(p.proc.Mem, cstr(p.sh.RxPool[q][:]))
+	name := cstr(p.sh.RxPool[q][:])
+	p.poolsMu.Lock()
+	defer p.poolsMu.Unlock()
+	if pool := p.rxPools[q]; pool != nil && pool.Name() == name {
+		return pool, nil
+	}
+	pool, err := mbuf.LookupPool(p.proc.Mem, name)
+	if err != nil {
+		return nil, err
+	}
+	if old := p.rxPools[q]; old != nil {
+		p.oldPools = append(p.oldPools, old) // a poller may still use it
+	}
+	p.rxPools[q] = pool
+	return pool, nil
+}
+
+// closePools closes the handles RxPool opened.
+func (p *Port) closePools() {
+	p.poolsMu.Lock()
+	defer p.poolsMu.Unlock()
+	for q, pool := range p.rxPools {
+		if pool != nil {
+			pool.Close()
+			p.rxPools[q] = nil
+		}
+	}
+	for _, pool := range p.oldPools {
+		pool.Close()
+	}
+	p.oldPools = nil
 }
 
 // Start makes the port move packets.
@@ -467,8 +505,9 @@ func (p *Port) SetPromiscuous(on bool) error {
 // Promiscuous reports whether promiscuous mode is on.
 func (p *Port) Promiscuous() bool { return atomic.LoadUint32(&p.sh.Promisc) != 0 }
 
-// Close releases this process's queues and driver object. In the primary it
-// also stops the port and removes it from the group, and so, as Stop, it
+// Close releases this process's queues, driver object and the pool handles
+// RxPool opened. In the primary it also stops the port and removes it from
+// the group, and so, as Stop, it
 // refuses (ErrQueueTaken) while another live process polls a queue: the
 // port stays open then.
 func (p *Port) Close() error {
@@ -488,6 +527,7 @@ func (p *Port) Close() error {
 	}
 	p.closed = true
 	errs = append(errs, p.dev.Close())
+	p.closePools()
 	p.releaseClaims()
 	if p.primary {
 		atomic.StoreUint32(&p.sh.State, stateFree)

@@ -159,19 +159,16 @@ func (d *device) XStats() []ethdev.XStat {
 	}
 }
 
-// Close unmaps this process's view of the rings and closes its handles
-// on the rx pools; the pollers must have stopped. In the primary it also
-// ends the control channel. The shared state memzone stays, for a port of
-// the same name to reuse.
+// Close unmaps this process's view of the rings; the pollers must have
+// stopped. The rx pools' handles are the Port's (ethdev.Port.RxPool), which
+// closes them after this. In the primary it also ends the control channel.
+// The shared state memzone stays, for a port of the same name to reuse.
 func (d *device) Close() error {
 	d.Stop()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, q := range d.queues {
 		q.unmapAll()
-		if q.pool != nil {
-			q.pool.Close()
-		}
 	}
 	d.queues = nil
 	return nil
