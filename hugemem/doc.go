@@ -28,7 +28,8 @@
 // Create makes a new group (the primary's job) and Attach joins one. Close
 // unmaps everything; when the creator closes, it also removes the group's
 // files, while processes still attached keep their mappings until they
-// close. Segment file descriptors stay open for the life of the Memory so
+// close. The last process to close removes the runtime directory, once
+// nothing is left in it. Segment file descriptors stay open for the life of the Memory so
 // they can be passed to other processes and to vhost-user backends.
 //
 // # DMA

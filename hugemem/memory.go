@@ -59,8 +59,9 @@ var (
 
 // Memory is one process's view of a group's shared memory.
 type Memory struct {
-	opts    Options
-	creator bool
+	opts     Options
+	creator  bool
+	attached bool // Attach succeeded: this process is a member of the group
 
 	cfg     *sharedConfig
 	cfgFile *os.File
@@ -88,9 +89,6 @@ func Create(o Options) (*Memory, error) {
 	o, err := o.withDefaults()
 	if err != nil {
 		return nil, err
-	}
-	if err := os.MkdirAll(o.RuntimeDir, 0o700); err != nil {
-		return nil, fmt.Errorf("hugemem: runtime directory: %w", err)
 	}
 	m := &Memory{opts: o, creator: true, lockFD: -1}
 	if err := m.takeCreatorLock(); err != nil {
@@ -140,14 +138,27 @@ func (m *Memory) configPath() string { return filepath.Join(m.opts.RuntimeDir, "
 // later Create can tell a live group from files a crashed one left behind.
 func (m *Memory) takeCreatorLock() error {
 	path := filepath.Join(m.opts.RuntimeDir, "memory.lock")
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return fmt.Errorf("hugemem: open %s: %w", path, err)
+	var fd int
+	for try := 0; ; try++ {
+		if err := os.MkdirAll(m.opts.RuntimeDir, 0o700); err != nil {
+			return fmt.Errorf("hugemem: runtime directory: %w", err)
+		}
+		var err error
+		fd, err = unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+		if err == nil {
+			break
+		}
+		// The last member of an earlier group removes the directory once
+		// it is empty (Close), possibly between MkdirAll and Open: make it
+		// again. Once the lock file is in it, it stays.
+		if !errors.Is(err, unix.ENOENT) || try == 10 {
+			return fmt.Errorf("hugemem: open %s: %w", path, err)
+		}
 	}
 	// An attacher probes the lock with a brief shared flock; try a few times
 	// so such a probe is not mistaken for a live creator.
 	for try := 0; ; try++ {
-		err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
 			break
 		}
@@ -238,6 +249,7 @@ func Attach(o Options) (*Memory, error) {
 		m.Close()
 		return nil, err
 	}
+	m.attached = true
 	return m, nil
 }
 
@@ -337,7 +349,9 @@ func (m *Memory) reserveAddressSpace() error {
 }
 
 // Close unmaps the group's memory from this process. The creator also
-// removes the group's files. Any pointer into the memory is invalid after.
+// removes the group's files, and the last process to leave the runtime
+// directory, once it is empty. Any pointer into the memory is invalid
+// after.
 func (m *Memory) Close() error {
 	m.mu.Lock()
 	hooks := m.onClose
@@ -370,11 +384,18 @@ func (m *Memory) Close() error {
 	if m.cfgFile != nil {
 		m.cfgFile.Close()
 	}
+	member := m.attached || m.creator && m.lockFD >= 0
 	if m.creator && m.lockFD >= 0 {
 		os.Remove(m.configPath())
 		os.Remove(filepath.Join(m.opts.RuntimeDir, "memory.lock"))
 		unix.Close(m.lockFD)
-		os.Remove(m.opts.RuntimeDir) // only succeeds once the directory is empty
+	}
+	if member {
+		// Whoever leaves last removes the directory: the creator when no
+		// one else keeps files there, else the last member to remove its
+		// own (an IPC socket, say). It only goes once empty, so while the
+		// group lives its config and lock file keep it.
+		os.Remove(m.opts.RuntimeDir)
 	}
 	return nil
 }

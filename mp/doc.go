@@ -50,7 +50,8 @@
 // Close leaves the group: it stops the watchers, closes the endpoint, flushes
 // this process's mempool caches, releases its table entry and closes the
 // Memory (the primary's Close removes the group's files; secondaries still
-// attached keep their mappings until they Close). Descriptors that
+// attached keep their mappings until they Close, and the last member to
+// leave removes the emptied runtime directory). Descriptors that
 // SegmentFDs returns belong to the caller (CloseSegmentFDs); descriptors an
 // IPC handler receives belong to the handler, and this package's handlers
 // close them.
