@@ -302,6 +302,7 @@ func (u *userTransport) setupRings(c *vhostConn, d *device, fresh bool) error {
 
 // sendMemTable gives the back-end every segment of the group.
 func (u *userTransport) sendMemTable(c *vhostConn, d *device) error {
+	syncSegments(d)
 	segs := d.mem.Segments()
 	var regions []region
 	for _, s := range segs {
@@ -313,6 +314,18 @@ func (u *userTransport) sendMemTable(c *vhostConn, d *device) error {
 	}
 	u.sentSegs = len(segs)
 	return nil
+}
+
+// syncSegments maps the segments other processes of the group added (a
+// secondary creating a pool, say), which this process's list of segments
+// lacks until it takes the group lock: the back-end must be given them
+// before any of their buffers is put on a ring. If some cannot be mapped,
+// the back-end gets the others, and the failure is logged.
+func syncSegments(d *device) {
+	if err := d.mem.Sync(); err != nil {
+		slog.Warn("virtio_user: cannot map every segment of the group; the vhost-user back-end will not reach buffers in those",
+			"port", d.port.Name(), "err", err)
+	}
 }
 
 func (u *userTransport) start(d *device) error {
@@ -382,7 +395,7 @@ func (u *userTransport) monitor() {
 		if u.conn != nil {
 			if u.conn.hungUp() {
 				u.dropConn(errors.New("the socket was closed"))
-			} else if u.started && len(u.dev.mem.Segments()) != u.sentSegs {
+			} else if u.started && u.segmentsAdded() {
 				// The group grew (a new pool, say): tell the back-end, or it
 				// cannot reach buffers in the new segment.
 				if err := u.sendMemTable(u.conn, u.dev); err != nil {
@@ -394,6 +407,13 @@ func (u *userTransport) monitor() {
 		}
 		u.mu.Unlock()
 	}
+}
+
+// segmentsAdded reports whether the group has segments the back-end was
+// not given, whichever process added them.
+func (u *userTransport) segmentsAdded() bool {
+	syncSegments(u.dev)
+	return len(u.dev.mem.Segments()) != u.sentSegs
 }
 
 // reconnect tries once to get a back-end and set it up; the caller holds
