@@ -45,7 +45,10 @@
 // temporary directories, and the test's cleanup kills QEMU if it still
 // runs. QEMU is also killed when Config.Timeout passes (2 minutes by
 // default, shortened to fit the go test deadline); the failure then shows
-// the console's last lines. The console streams into the test log line by
+// the console's last lines. A guest that prints nothing at all for a
+// minute (it never reached /init: a rare TCG stall on a loaded host) is
+// killed and booted once more, when the timeout leaves room; Result.Attempts
+// says so. The console streams into the test log line by
 // line, prefixed with the time since QEMU started.
 //
 // Per test process the harness keeps, in memory, the uncompressed kernel

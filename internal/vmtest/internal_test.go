@@ -251,3 +251,16 @@ func TestGuestSetupFailureIsReported(t *testing.T) {
 	msg := runRecorded(t, Config{Binary: busybox(t), BindVFIO: []string{"0000:00:1e.0"}})
 	assert.Contains(t, msg, "guest set-up failed: no PCI device 0000:00:1e.0 to bind to vfio-pci")
 }
+
+func TestSilentGuestIsBootedOnceMore(t *testing.T) {
+	if InGuest() {
+		t.Skip("host-side test")
+	}
+	saved := bootStall
+	bootStall = time.Nanosecond // the first QEMU is killed before it prints anything
+	defer func() { bootStall = saved }()
+	res := Run(t, Config{Binary: BuildMain(t, "./internal/guestinfo")})
+	assert.Equal(t, 2, res.Attempts, "QEMU starts")
+	assert.Equal(t, 3, res.ExitStatus, "guestinfo exits 3 after printing")
+	assert.NotEmpty(t, res.Output, "the second guest ran the program")
+}

@@ -32,9 +32,21 @@ type Result struct {
 	// Console is the whole serial console, boot messages included.
 	Console []string
 	// Boot is the time from starting QEMU to the guest's /init running;
-	// Total the time to QEMU's exit.
+	// Total the time to QEMU's exit (both of the last attempt).
 	Boot, Total time.Duration
+	// Attempts is how many times QEMU was started: 2 when the first
+	// guest never reached /init (see bootStall).
+	Attempts int
 }
+
+// bootStall is how long a guest may stay silent on its console before
+// QEMU is killed and started once more, when Config.Timeout leaves time
+// for two such waits. The kernel boots with "quiet", so
+// the first line is /init's marker, normally after about 6 s. Rarely,
+// with the host loaded, a TCG guest stays silent until Config.Timeout:
+// a guest that never booted tells nothing about the test, so it gets a
+// second start. A guest that printed anything is never restarted.
+var bootStall = time.Minute
 
 // VM is a running QEMU guest started by Start. Wait collects its Result;
 // the test's cleanup kills QEMU if it still runs.
@@ -45,7 +57,7 @@ type VM struct {
 	cancel  context.CancelFunc
 	ctx     context.Context
 	start   time.Time
-	done    chan struct{} // closed once QEMU exited and its output is read
+	done    chan struct{} // closed once the last QEMU exited and its output is read
 
 	mu          sync.Mutex
 	console     []string
@@ -59,6 +71,7 @@ type VM struct {
 	total       time.Duration
 	waited      bool
 	result      Result
+	attempts    int
 }
 
 // Run boots a VM with cfg, waits for the guest program to finish and
@@ -123,6 +136,35 @@ func Start(t testing.TB, cfg Config) *VM {
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	vm := &VM{t: t, nonce: nonce, timeout: timeout, cancel: cancel, ctx: ctx, done: make(chan struct{})}
+	t.Logf("vmtest: kernel and initramfs ready in %v; %s %s", time.Since(prepared).Round(time.Millisecond), qemu, strings.Join(args, " "))
+	first, err := vm.launch(qemu, args, extra)
+	if err != nil {
+		cancel()
+		t.Fatalf("vmtest: %v", err)
+	}
+	stall := bootStall
+	if 2*stall > timeout {
+		stall = 0 // no time for a second boot
+	}
+	go vm.supervise(first, stall, func() (*attempt, error) { return vm.launch(qemu, args, extra) })
+	t.Cleanup(func() {
+		vm.cancel()
+		<-vm.done
+	})
+	return vm
+}
+
+// attempt is one QEMU process of a VM.
+type attempt struct {
+	cmd     *exec.Cmd
+	stop    context.CancelFunc
+	console chan struct{} // closed once QEMU exited and its output is read
+}
+
+// launch starts QEMU and the reading of its console.
+func (vm *VM) launch(qemu string, args []string, extra []*os.File) (*attempt, error) {
+	ctx, stop := context.WithCancel(vm.ctx)
 	cmd := exec.CommandContext(ctx, qemu, args...)
 	cmd.ExtraFiles = extra
 	cmd.WaitDelay = 5 * time.Second
@@ -130,23 +172,64 @@ func Start(t testing.TB, cfg Config) *VM {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		cancel()
-		t.Fatalf("vmtest: %v", err)
+		stop()
+		return nil, err
 	}
-	vm := &VM{t: t, nonce: nonce, timeout: timeout, cancel: cancel, ctx: ctx, done: make(chan struct{})}
 	cmd.Stderr = &lockedWriter{mu: &vm.mu, w: &vm.stderr}
-	t.Logf("vmtest: kernel and initramfs ready in %v; %s %s", time.Since(prepared).Round(time.Millisecond), qemu, strings.Join(args, " "))
+	vm.mu.Lock()
 	vm.start = time.Now()
+	vm.attempts++
+	vm.mu.Unlock()
 	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("vmtest: starting QEMU: %v", err)
+		stop()
+		return nil, fmt.Errorf("starting QEMU: %w", err)
 	}
-	go vm.readConsole(stdout, cmd)
-	t.Cleanup(func() {
-		vm.cancel()
-		<-vm.done
-	})
-	return vm
+	a := &attempt{cmd: cmd, stop: stop, console: make(chan struct{})}
+	go func() {
+		defer close(a.console)
+		vm.readConsole(stdout, cmd)
+	}()
+	return a, nil
+}
+
+// supervise waits for the VM's QEMU to exit. When the first one's
+// console stays empty for stall (not 0), it kills it and starts another
+// (relaunch), once. It closes vm.done at the end.
+func (vm *VM) supervise(a *attempt, stall time.Duration, relaunch func() (*attempt, error)) {
+	defer close(vm.done)
+	if stall == 0 {
+		<-a.console
+		return
+	}
+	timer := time.NewTimer(stall)
+	defer timer.Stop()
+	select {
+	case <-a.console:
+		return
+	case <-timer.C:
+	}
+	vm.mu.Lock()
+	silent := len(vm.console) == 0 && vm.ctx.Err() == nil
+	vm.mu.Unlock()
+	if !silent {
+		<-a.console
+		return
+	}
+	vm.t.Logf("vmtest: the guest printed nothing in %v (it never reached /init): killing QEMU and booting once more", stall)
+	a.stop()
+	<-a.console
+	vm.mu.Lock()
+	vm.stderr.Reset()
+	vm.qemuErr = nil
+	vm.mu.Unlock()
+	next, err := relaunch()
+	if err != nil {
+		vm.mu.Lock()
+		vm.qemuErr = err
+		vm.mu.Unlock()
+		return
+	}
+	<-next.console
 }
 
 // writeInitramfs writes the cached base archive (busybox, modules) and the
@@ -179,7 +262,6 @@ func newNonce() string {
 
 // readConsole logs the serial console line by line and parses the markers.
 func (vm *VM) readConsole(stdout io.Reader, cmd *exec.Cmd) {
-	defer close(vm.done)
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -244,6 +326,7 @@ func (vm *VM) Wait() Result {
 		Console:    vm.console,
 		Boot:       vm.bootAt,
 		Total:      vm.total,
+		Attempts:   vm.attempts,
 	}
 	if s := strings.TrimSpace(vm.stderr.String()); s != "" {
 		vm.t.Logf("vmtest: QEMU stderr:\n%s", s)
