@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -123,16 +124,21 @@ func startChild(t *testing.T, spec childSpec) *testproc.Child {
 // childRoles are what a child does once it has opened the timer lists.
 var childRoles = map[string]func(l *Lists, spec childSpec) int{
 	// arm resets each timer to expire in Millis on the lcores given, in
-	// turn, and stops every third one again.
+	// turn, and stops every third one again. It prints "armed" and, for
+	// each timer, the times (Lists.Now) just before and just after its
+	// Reset, as "before:after": Reset reads the clock in between, and the
+	// process may be descheduled anywhere in the loop.
 	"arm": func(l *Lists, spec childSpec) int {
 		anyc, _ := l.Lcore(AnyLcore)
-		armedAt := l.Now()
+		windows := make([]string, len(spec.Timers))
 		for i, tm := range spec.Timers {
 			on := spec.Lcores[i%len(spec.Lcores)]
+			before := l.Now()
 			if err := anyc.Reset(tm, time.Duration(spec.Millis)*time.Millisecond, 0, on); err != nil {
 				fmt.Println("error: reset:", err)
 				return 1
 			}
+			windows[i] = fmt.Sprintf("%d:%d", before, l.Now())
 			if i%3 == 2 {
 				if err := anyc.StopSync(tm); err != nil {
 					fmt.Println("error: stop:", err)
@@ -140,7 +146,7 @@ var childRoles = map[string]func(l *Lists, spec childSpec) int{
 				}
 			}
 		}
-		fmt.Println("armed", armedAt)
+		fmt.Println("armed", strings.Join(windows, " "))
 		return 0
 	},
 	// race resets and stops the timers at random for Millis.
