@@ -48,13 +48,21 @@
 //
 // # Fast paths
 //
-// DPDK's get and put are inline functions; Go does not inline GetBulk and
-// PutBulk, because they also hold the slow paths. Cache.TryGetBulk and
-// Cache.TryPutBulk are the cache-only halves, small enough to be inlined
-// into the caller's loop, for bulks of up to TryMax objects; the caller
-// falls back to GetBulk or PutBulk when they decline. Bigger bulks are
-// copied between the cache and the caller with 32-byte AVX2 moves on amd64
-// CPUs that have them.
+// DPDK's get and put are inline functions. In Go a function that also
+// holds a slow path is too big to inline, so the work is split three ways:
+//
+//   - Cache.TryGet and Cache.TryPut (one object) and Cache.TryGetBulk and
+//     Cache.TryPutBulk (up to TryMax objects) serve the cache alone and
+//     are inlined into the caller's loop; they return false to decline.
+//   - GetBulk and PutBulk are inlined one-line wrappers around an amd64
+//     assembly fast path, one frameless call that serves the cache and
+//     copies bigger bulks with 32-byte AVX2 moves where the CPU has them.
+//   - Only when the cache cannot serve does the call continue into the Go
+//     slow path (refill, flush, ring, Debug checks), which is the whole
+//     implementation on other architectures and under the race detector.
+//
+// A hot loop tries the inlined method first and calls GetBulk or PutBulk
+// (Get or Put) when it declines.
 //
 // # Debug mode
 //

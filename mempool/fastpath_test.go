@@ -178,8 +178,95 @@ func TestTryBulkIsInlined(t *testing.T) {
 	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	out, err := exec.Command(gobin, "build", "-gcflags=-m", "-o", "/dev/null", ".").CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	for _, fn := range []string{"(*Cache).TryGetBulk", "(*Cache).TryPutBulk"} {
+	for _, fn := range []string{"(*Cache).TryGetBulk", "(*Cache).TryPutBulk", "(*Cache).TryGet", "(*Cache).TryPut"} {
 		assert.True(t, strings.Contains(string(out), "can inline "+fn+"\n") || strings.Contains(string(out), "can inline "+fn+" "),
 			"%s is not inlinable any more:\n%s", fn, out)
 	}
+}
+
+// TestTryGetAndTryPutAgreeWithSingleGets runs the same one-object gets and
+// puts through TryGet/TryPut (falling back to Get/Put) and through GetBulk
+// and PutBulk of one, and expects the same handles every time.
+func TestTryGetAndTryPutAgreeWithSingleGets(t *testing.T) {
+	run := func(try bool) (trace []uint64) {
+		mem := newMemory(t)
+		p := newPool(t, mem, "single", Config{N: 300, EltSize: 8, CacheSize: 16})
+		c := p.Cache(1)
+		var held []uint64
+		for _, step := range []int{5, 40, -20, 7, -30, 100, -102, 1, -1, 60, -60} {
+			for range max(step, -step) {
+				if step > 0 {
+					obj, ok := uint64(0), false
+					if try {
+						obj, ok = c.TryGet()
+					}
+					if !ok {
+						one := []uint64{0}
+						require.NoError(t, p.GetBulk(c, one))
+						obj = one[0]
+					}
+					held = append(held, obj)
+					trace = append(trace, obj)
+					continue
+				}
+				obj := held[len(held)-1]
+				held = held[:len(held)-1]
+				if !try || !c.TryPut(obj) {
+					require.NoError(t, p.PutBulk(c, []uint64{obj}))
+				}
+				trace = append(trace, uint64(c.Len()))
+			}
+		}
+		assert.Equal(t, p.Size(), p.Avail())
+		return trace
+	}
+	assert.Equal(t, run(false), run(true))
+}
+
+func TestTryGetAndTryPutServeOnlyTheCache(t *testing.T) {
+	mem := newMemory(t)
+	p := newPool(t, mem, "trysingle", Config{N: 64, EltSize: 8, CacheSize: 4})
+	c := p.Cache(0)
+	obj, ok := c.TryGet()
+	assert.False(t, ok, "empty cache")
+	assert.Zero(t, obj)
+
+	first, err := p.Get(c) // refills: 4 left in the cache
+	require.NoError(t, err)
+	require.Equal(t, 4, c.Len())
+	top := c.slots[3]
+	obj, ok = c.TryGet()
+	require.True(t, ok)
+	assert.Equal(t, top, obj, "the newest object comes first")
+	assert.Equal(t, 3, c.Len())
+
+	// The flush threshold is 6.
+	assert.True(t, c.TryPut(obj))
+	assert.True(t, c.TryPut(first))
+	extra, err := p.Get(nil)
+	require.NoError(t, err)
+	assert.True(t, c.TryPut(extra))
+	assert.Equal(t, 6, c.Len())
+	other, err := p.Get(nil)
+	require.NoError(t, err)
+	assert.False(t, c.TryPut(other), "at the flush threshold")
+	assert.Equal(t, 6, c.Len())
+	require.NoError(t, p.Put(c, other))
+	assert.Equal(t, p.Size(), p.Avail())
+
+	c.hdr.len = 1 << 20 // corrupted
+	_, ok = c.TryGet()
+	assert.False(t, ok, "a corrupt length is left to Get, which reports it")
+	assert.False(t, c.TryPut(first))
+	c.hdr.len = 0
+
+	dbg := newPool(t, mem, "trysingledbg", Config{N: 64, EltSize: 8, CacheSize: 4, Flags: Debug})
+	dc := dbg.Cache(0)
+	h, err := dbg.Get(dc)
+	require.NoError(t, err)
+	require.NotZero(t, dc.Len())
+	_, ok = dc.TryGet()
+	assert.False(t, ok, "a Debug pool checks every get")
+	assert.False(t, dc.TryPut(h), "a Debug pool checks every put")
+	require.NoError(t, dbg.Put(dc, h))
 }

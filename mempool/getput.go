@@ -112,6 +112,33 @@ func (c *Cache) TryPutBulk(objs []uint64) bool {
 	return true
 }
 
+// TryGet is TryGetBulk for one object: it returns the handle of a free
+// object from the cache and true, or 0 and false when the cache is empty
+// or the pool is a Debug pool (then call Pool.Get). Like rte_mempool_get
+// beside rte_mempool_get_bulk, it spares a loop that takes one object at
+// a time the slice.
+func (c *Cache) TryGet() (uint64, bool) {
+	l := c.hdr.len
+	if l-1 >= c.getMax { // l == 0, or a corrupt length, or a Debug pool (getMax 0)
+		return 0, false
+	}
+	c.hdr.len = l - 1 // shrink before handing out: see handOff
+	return *c.slot(l - 1), true
+}
+
+// TryPut is TryPutBulk for one object: it puts obj in the cache and
+// returns true, or returns false when the cache is at its flush threshold
+// or the pool is a Debug pool (then call Pool.Put).
+func (c *Cache) TryPut(obj uint64) bool {
+	l := c.hdr.len
+	if l >= c.putMax {
+		return false
+	}
+	*c.slot(l) = obj
+	c.hdr.len = l + 1
+	return true
+}
+
 // slot returns slot i, which the caller has checked is within the cache,
 // without the bounds check of c.slots[i].
 func (c *Cache) slot(i uint32) *uint64 {

@@ -372,6 +372,20 @@ func TestGetAndPutAllocateNothing(t *testing.T) {
 					}
 				}
 			}), "%s: allocations per TryGetBulk+TryPutBulk", tc.name)
+			assert.Zero(t, testing.AllocsPerRun(200, func() {
+				h, ok := c.TryGet()
+				if !ok {
+					var err error
+					if h, err = p.Get(c); err != nil {
+						panic(err)
+					}
+				}
+				if !c.TryPut(h) {
+					if err := p.Put(c, h); err != nil {
+						panic(err)
+					}
+				}
+			}), "%s: allocations per TryGet+TryPut", tc.name)
 		}
 		assert.Zero(t, testing.AllocsPerRun(200, func() {
 			h, err := p.Get(c)

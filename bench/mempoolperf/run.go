@@ -155,11 +155,25 @@ func loop(p *mempool.Pool, c *mempool.Cache, keep, get, put int, cycles uint64) 
 }
 
 // getAll fills table with objects, bulk at a time. Where DPDK's get is an
-// inline function, it uses the cache's inlinable fast path and calls
-// GetBulk only when that declines, as any hot loop on a mempool should.
-// Go functions save no registers across a call, so the loops over table
-// sit in functions of their own, with little live across the copy.
+// inline function, it uses the cache's inlinable fast paths (TryGet for
+// one object at a time, TryGetBulk for a few) and calls Get or GetBulk
+// only when they decline, as any hot loop on a mempool should. Go
+// functions save no registers across a call, so the loops over table sit
+// in functions of their own, with little live across the copy.
 func getAll(p *mempool.Pool, c *mempool.Cache, table []uint64, bulk int) error {
+	if bulk == 1 && c != nil {
+		for i := range table {
+			obj, ok := c.TryGet()
+			if !ok {
+				var err error
+				if obj, err = p.Get(c); err != nil {
+					return fmt.Errorf("get 1 object: %w", err)
+				}
+			}
+			table[i] = obj
+		}
+		return nil
+	}
 	for i := 0; i+bulk <= len(table); i += bulk {
 		objs := table[i : i+bulk]
 		if c == nil || !c.TryGetBulk(objs) {
@@ -173,6 +187,16 @@ func getAll(p *mempool.Pool, c *mempool.Cache, table []uint64, bulk int) error {
 
 // putAll puts table's objects back, bulk at a time, as getAll.
 func putAll(p *mempool.Pool, c *mempool.Cache, table []uint64, bulk int) error {
+	if bulk == 1 && c != nil {
+		for _, obj := range table {
+			if !c.TryPut(obj) {
+				if err := p.Put(c, obj); err != nil {
+					return fmt.Errorf("put 1 object: %w", err)
+				}
+			}
+		}
+		return nil
+	}
 	for i := 0; i+bulk <= len(table); i += bulk {
 		objs := table[i : i+bulk]
 		if c == nil || !c.TryPutBulk(objs) {
