@@ -11,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/gopmd/gopmd/internal/proclive"
 	"github.com/gopmd/gopmd/internal/testenv"
 	"github.com/gopmd/gopmd/internal/testproc"
 	"github.com/stretchr/testify/require"
@@ -456,4 +457,10 @@ func TestLockOfADeadHolderWhosePidWasReusedIsTakenOver(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the lock of a dead holder stayed taken because its pid now belongs to a live process")
 	}
+}
+
+// lockWord is the registry lock word of the process with pid (proclive.Word).
+func lockWord(pid int) uint64 {
+	w, _ := proclive.Word(pid)
+	return w
 }

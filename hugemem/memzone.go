@@ -256,13 +256,6 @@ func (m *Memory) WithLock(fn func() error) error {
 	return fn()
 }
 
-// lockWord names a process in one 64-bit word, so it can be compared and
-// swapped at once (proclive.Word): a process with a reused pid has another
-// start time.
-func lockWord(pid int) uint64 {
-	w, _ := proclive.Word(pid)
-	return w
-}
 
 // holderAlive reports whether the process a lock word names still runs.
 func holderAlive(w uint64) bool { return proclive.WordAlive(w) }

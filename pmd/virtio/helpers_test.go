@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var seq, peerSeq atomic.Int64
+var seq atomic.Int64
 
 // group is a fresh memory group; hugepages when the test runs as root, so
 // that the vhost-user back-end maps the same kind of memory as in use.
