@@ -256,6 +256,5 @@ func (m *Memory) WithLock(fn func() error) error {
 	return fn()
 }
 
-
 // holderAlive reports whether the process a lock word names still runs.
 func holderAlive(w uint64) bool { return proclive.WordAlive(w) }
