@@ -507,9 +507,8 @@ func (p *Port) Promiscuous() bool { return atomic.LoadUint32(&p.sh.Promisc) != 0
 
 // Close releases this process's queues, driver object and the pool handles
 // RxPool opened. In the primary it also stops the port and removes it from
-// the group, and so, as Stop, it
-// refuses (ErrQueueTaken) while another live process polls a queue: the
-// port stays open then.
+// the group, and so, as Stop, it refuses (ErrQueueTaken) while another
+// live process polls a queue: the port stays open then.
 func (p *Port) Close() error {
 	if p.closed {
 		return nil

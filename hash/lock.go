@@ -37,7 +37,7 @@ func (t *Table) lockSlow() {
 			}
 			continue
 		}
-		if spin%livenessEvery == 0 && !proclive.WordAlive(owner) && atomic.CompareAndSwapUint64(w, owner, myOwner) {
+		if spin%livenessEvery == 0 && owner != myOwner && !proclive.WordAlive(owner) && atomic.CompareAndSwapUint64(w, owner, myOwner) {
 			// The holder died inside a write; finish or undo what it left.
 			t.repair()
 			return

@@ -29,8 +29,9 @@
 // unmaps everything; when the creator closes, it also removes the group's
 // files, while processes still attached keep their mappings until they
 // close. The last process to close removes the runtime directory, once
-// nothing is left in it. Segment file descriptors stay open for the life of the Memory so
-// they can be passed to other processes and to vhost-user backends.
+// nothing is left in it. Segment file descriptors stay open for the life
+// of the Memory so they can be passed to other processes and to
+// vhost-user backends.
 //
 // # DMA
 //

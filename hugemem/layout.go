@@ -34,7 +34,7 @@ type sharedConfig struct {
 	Magic    uint64
 	Version  uint32
 	Size     uint32 // unsafe.Sizeof(sharedConfig{}) of the creator
-	Lock     uint64 // holder of the registry lock (lockWord), 0 when free
+	Lock     uint64 // holder of the registry lock (proclive.Word), 0 when free
 	IOVAMode uint32
 	_        uint32
 	Limit    uint64 // bytes the group may map in segments

@@ -444,7 +444,9 @@ func TestLockOfADeadHolderWhosePidWasReusedIsTakenOver(t *testing.T) {
 	require.NoError(t, other.Start())
 	defer func() { other.Process.Kill(); other.Wait() }()
 	// The record a holder with other's pid but an earlier life would leave.
-	m.cfg.Lock = lockWord(other.Process.Pid) ^ 1
+	w, err := proclive.Word(other.Process.Pid)
+	require.NoError(t, err)
+	m.cfg.Lock = w ^ 1
 
 	done := make(chan error, 1)
 	go func() {
@@ -457,10 +459,4 @@ func TestLockOfADeadHolderWhosePidWasReusedIsTakenOver(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the lock of a dead holder stayed taken because its pid now belongs to a live process")
 	}
-}
-
-// lockWord is the registry lock word of the process with pid (proclive.Word).
-func lockWord(pid int) uint64 {
-	w, _ := proclive.Word(pid)
-	return w
 }

@@ -203,7 +203,7 @@ func (m *Memory) findGap(size, align uint64) (seg uint32, off uint64, ok bool) {
 var procLock sync.Mutex
 
 // lock takes the group's registry lock: first this Memory's mutex and the
-// process's procLock, then the shared word naming the holder (lockWord). A
+// process's procLock, then the shared word naming the holder (proclive.Word). A
 // holder that died is detected, even when its pid was reused since, and its
 // lock taken over, so a crash never wedges the group. It also maps
 // segments other processes added meanwhile.
@@ -223,7 +223,7 @@ func (m *Memory) lock() (unlock func(), err error) {
 			atomic.CompareAndSwapUint64(&m.cfg.Lock, me, 0)
 			continue
 		}
-		if spin%64 == 63 && holder != 0 && !holderAlive(holder) {
+		if spin%64 == 63 && holder != 0 && !proclive.WordAlive(holder) {
 			atomic.CompareAndSwapUint64(&m.cfg.Lock, holder, 0)
 			continue
 		}
@@ -255,6 +255,3 @@ func (m *Memory) WithLock(fn func() error) error {
 	defer unlock()
 	return fn()
 }
-
-// holderAlive reports whether the process a lock word names still runs.
-func holderAlive(w uint64) bool { return proclive.WordAlive(w) }

@@ -39,10 +39,7 @@ func (m *Mbuf) Free(c *mempool.Cache) error {
 // same pool go back in one bulk put.
 func FreeBulk(c *mempool.Cache, ms []*Mbuf) error {
 	f := newFreer(c)
-	for _, m := range ms {
-		f.packet(m)
-	}
-	return f.flush()
+	return f.bulk(ms)
 }
 
 // FreeBulkLcore frees every packet of ms as FreeBulk does, through each
@@ -50,11 +47,8 @@ func FreeBulk(c *mempool.Cache, ms []*Mbuf) error {
 // is for code that knows its lcore but holds no cache of the packets'
 // pools: a tx queue freeing what it sent.
 func FreeBulkLcore(lcore int, ms []*Mbuf) error {
-	f := freer{lcore: max(lcore, -1)}
-	for _, m := range ms {
-		f.packet(m)
-	}
-	return f.flush()
+	f := freer{lcore: lcore}
+	return f.bulk(ms)
 }
 
 // freeBatch is how many segments of one pool a freer puts at once.
@@ -63,7 +57,7 @@ const freeBatch = 64
 // freer collects segments of one pool and puts them in bulk.
 type freer struct {
 	c     *mempool.Cache // the caller's, or nil
-	lcore int            // whose caches to use; -1: none
+	lcore int            // whose caches to use; negative: none
 	pool  *Pool          // pool of the pending segments, nil if it cannot be opened
 	key   unsafe.Pointer // pool's descriptor
 	base  uintptr        // address of group offset 0 in pool's mapping
@@ -142,14 +136,19 @@ func (f *freer) switchPool(key unsafe.Pointer) {
 		f.pool = p
 	}
 	f.base = uintptr(f.pool.mem.Ptr(0))
-	switch {
-	case f.c != nil && f.c.Pool() == f.pool.mp:
+	if f.c != nil && f.c.Pool() == f.pool.mp {
 		f.cache = f.c
-	case f.lcore >= 0:
-		f.cache = f.pool.mp.Cache(f.lcore)
-	default:
-		f.cache = nil
+	} else {
+		f.cache = f.pool.mp.Cache(f.lcore) // nil for a negative lcore
 	}
+}
+
+// bulk frees every packet of ms and reports the first failure.
+func (f *freer) bulk(ms []*Mbuf) error {
+	for _, m := range ms {
+		f.packet(m)
+	}
+	return f.flush()
 }
 
 func (f *freer) flush() error {

@@ -26,17 +26,6 @@ func (p *Pool) PutBulk(c *Cache, objs []uint64) error {
 // getBulkGo is GetBulk in Go: the whole of it where getBulk has no
 // assembly, the slow path where it has.
 func getBulkGo(p *Pool, c *Cache, objs []uint64) error {
-	if c != nil && c.pool == p {
-		// Fast path: served by the cache alone.
-		l, n := c.hdr.len, uint32(len(objs))
-		if n <= l && l <= c.getMax {
-			c.hdr.len = l - n // shrink before handing out: see handOff
-			copy(objs, c.slots[l-n:l])
-			return nil
-		}
-	} else if c == nil && !p.debug {
-		return p.dequeue(objs)
-	}
 	if p.debug {
 		return p.getDebug(c, objs)
 	}
@@ -45,17 +34,6 @@ func getBulkGo(p *Pool, c *Cache, objs []uint64) error {
 
 // putBulkGo is PutBulk in Go, as getBulkGo.
 func putBulkGo(p *Pool, c *Cache, objs []uint64) error {
-	if c != nil && c.pool == p {
-		// Fast path: the objects fit in the cache below its flush threshold.
-		l, n := c.hdr.len, uint32(len(objs))
-		if l <= c.putMax && n <= c.putMax-l {
-			copy(c.slots[l:l+n], objs)
-			c.hdr.len = l + n
-			return nil
-		}
-	} else if c == nil && !p.debug {
-		return p.enqueue(objs)
-	}
 	if p.debug {
 		return p.putDebug(c, objs)
 	}

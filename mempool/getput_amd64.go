@@ -9,7 +9,8 @@ import "golang.org/x/sys/cpu"
 var useAVX2 = cpu.X86.HasAVX2
 
 // getBulk is GetBulk in getput_amd64.s: the cache fast path, and a jump to
-// getBulkGo for everything else.
+// getBulkGo for everything else. noescape holds: getBulkGo keeps no
+// reference to objs (only to p and c, which are always on the heap).
 //
 //go:noescape
 func getBulk(p *Pool, c *Cache, objs []uint64) error

@@ -13,7 +13,9 @@
 // Registers: AX = p, BX = c, DX = c.hdr, R8 = cache length, CX = n,
 // SI = copy source, DI = copy destination.
 
-// COPY moves CX uint64s from SI to DI, which do not overlap. It clobbers
+// COPY moves CX uint64s from SI to DI, which do not overlap. Its 16-byte
+// half is ring/fast_amd64.s's COPY (assembly cannot share it across
+// packages): a fix to one belongs in the other. It clobbers
 // CX, SI, DI, R9 and vector registers 0-7. The arguments name its labels.
 #define COPY(LSSE, LBLOCK, LQUAD, LVDONE, LFOUR, LSINGLES, LSINGLE, LDONE) \
 	CMPB ·useAVX2(SB), $0; \

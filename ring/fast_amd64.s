@@ -19,7 +19,8 @@
 #define CONS_HEAD (header_cons+headTail_head)
 #define CONS_TAIL (header_cons+headTail_tail)
 
-// COPY moves CNT uint64s from SRC to DST, which do not overlap: four at a
+// COPY moves CNT uint64s from SRC to DST, which do not overlap (mempool's
+// getput_amd64.s repeats it beside a 32-byte variant: fix both): four at a
 // time with 16-byte moves, then one at a time. It advances SRC and DST and
 // clobbers CNT, TMP, X0 and X1. The last four arguments name its labels.
 #define COPY(SRC, DST, CNT, TMP, LFOUR, LSINGLES, LSINGLE, LDONE) \

@@ -40,9 +40,20 @@ func StartTime(pid int) (uint64, error) {
 }
 
 // Alive reports whether the process pid, started at start, still runs.
+// When /proc cannot tell (too many open files, say), it says yes: taking
+// over from a live process is worse than waiting for a dead one.
 func Alive(pid int, start uint64) bool {
 	st, err := StartTime(pid)
-	return err == nil && st == start
+	if err != nil {
+		return !gone(err)
+	}
+	return st == start
+}
+
+// gone reports whether an error of StartTime says the process does not
+// exist (or is a zombie); any other error leaves it in doubt.
+func gone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH)
 }
 
 // A Word names a process in one 64-bit word, for lock words that are taken
@@ -65,10 +76,14 @@ var self = sync.OnceValue(func() uint64 {
 })
 
 // WordAlive reports whether the process a Word names still runs. A word
-// that names no process (0, or garbage) is not alive.
+// that names no process (0, or garbage) is not alive; when /proc cannot
+// tell, it is, as with Alive.
 func WordAlive(w uint64) bool {
 	start, err := StartTime(int(w >> 32))
-	return err == nil && uint32(start) == uint32(w)
+	if err != nil {
+		return !gone(err)
+	}
+	return uint32(start) == uint32(w)
 }
 
 // Running reports whether some process has pid now, a zombie not counted,
@@ -78,5 +93,5 @@ func WordAlive(w uint64) bool {
 // cannot tell, it says running, for the same reason.
 func Running(pid int) bool {
 	_, err := StartTime(pid)
-	return err == nil || !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, unix.ESRCH)
+	return err == nil || !gone(err)
 }
