@@ -56,10 +56,20 @@ type VM struct {
 	timeout time.Duration
 	cancel  context.CancelFunc
 	ctx     context.Context
-	start   time.Time
 	done    chan struct{} // closed once the last QEMU exited and its output is read
 
-	mu          sync.Mutex
+	mu       sync.Mutex
+	boot     *boot // the last attempt's; launch replaces it
+	attempts int
+	waited   bool
+	result   Result
+}
+
+// boot is what one QEMU start produced. Each attempt writes only to its
+// own (under VM.mu), so a killed attempt's late console lines or stderr
+// cannot end up in the next attempt's Result.
+type boot struct {
+	start       time.Time
 	console     []string
 	output      []string
 	bootAt      time.Duration
@@ -69,9 +79,6 @@ type VM struct {
 	qemuErr     error
 	stderr      bytes.Buffer
 	total       time.Duration
-	waited      bool
-	result      Result
-	attempts    int
 }
 
 // Run boots a VM with cfg, waits for the guest program to finish and
@@ -159,10 +166,12 @@ func Start(t testing.TB, cfg Config) *VM {
 type attempt struct {
 	cmd     *exec.Cmd
 	stop    context.CancelFunc
+	boot    *boot
 	console chan struct{} // closed once QEMU exited and its output is read
 }
 
-// launch starts QEMU and the reading of its console.
+// launch starts QEMU and the reading of its console into a new boot,
+// which becomes the VM's.
 func (vm *VM) launch(qemu string, args []string, extra []*os.File) (*attempt, error) {
 	ctx, stop := context.WithCancel(vm.ctx)
 	cmd := exec.CommandContext(ctx, qemu, args...)
@@ -175,19 +184,21 @@ func (vm *VM) launch(qemu string, args []string, extra []*os.File) (*attempt, er
 		stop()
 		return nil, err
 	}
-	cmd.Stderr = &lockedWriter{mu: &vm.mu, w: &vm.stderr}
+	b := &boot{}
+	cmd.Stderr = &lockedWriter{mu: &vm.mu, w: &b.stderr}
 	vm.mu.Lock()
-	vm.start = time.Now()
+	b.start = time.Now()
+	vm.boot = b
 	vm.attempts++
 	vm.mu.Unlock()
 	if err := cmd.Start(); err != nil {
 		stop()
 		return nil, fmt.Errorf("starting QEMU: %w", err)
 	}
-	a := &attempt{cmd: cmd, stop: stop, console: make(chan struct{})}
+	a := &attempt{cmd: cmd, stop: stop, boot: b, console: make(chan struct{})}
 	go func() {
 		defer close(a.console)
-		vm.readConsole(stdout, cmd)
+		vm.readConsole(b, stdout, cmd)
 	}()
 	return a, nil
 }
@@ -209,7 +220,7 @@ func (vm *VM) supervise(a *attempt, stall time.Duration, relaunch func() (*attem
 	case <-timer.C:
 	}
 	vm.mu.Lock()
-	silent := len(vm.console) == 0 && vm.ctx.Err() == nil
+	silent := len(a.boot.console) == 0 && vm.ctx.Err() == nil
 	vm.mu.Unlock()
 	if !silent {
 		<-a.console
@@ -218,14 +229,10 @@ func (vm *VM) supervise(a *attempt, stall time.Duration, relaunch func() (*attem
 	vm.t.Logf("vmtest: the guest printed nothing in %v (it never reached /init): killing QEMU and booting once more", stall)
 	a.stop()
 	<-a.console
-	vm.mu.Lock()
-	vm.stderr.Reset()
-	vm.qemuErr = nil
-	vm.mu.Unlock()
 	next, err := relaunch()
 	if err != nil {
 		vm.mu.Lock()
-		vm.qemuErr = err
+		vm.boot.qemuErr = err
 		vm.mu.Unlock()
 		return
 	}
@@ -260,28 +267,29 @@ func newNonce() string {
 	return "vmtest-" + hex.EncodeToString(b)
 }
 
-// readConsole logs the serial console line by line and parses the markers.
-func (vm *VM) readConsole(stdout io.Reader, cmd *exec.Cmd) {
+// readConsole logs the serial console line by line and parses the markers
+// into b, the boot of cmd.
+func (vm *VM) readConsole(b *boot, stdout io.Reader, cmd *exec.Cmd) {
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := strings.TrimRight(sc.Text(), "\r")
-		at := time.Since(vm.start)
+		at := time.Since(b.start)
 		vm.t.Logf("vm %6.2fs| %s", at.Seconds(), line)
 		vm.mu.Lock()
-		vm.console = append(vm.console, line)
+		b.console = append(b.console, line)
 		switch rest, isMarker := strings.CutPrefix(line, vm.nonce+" "); {
 		case !isMarker:
-			if vm.bootAt != 0 {
-				vm.output = append(vm.output, line)
+			if b.bootAt != 0 {
+				b.output = append(b.output, line)
 			}
 		case rest == "init":
-			vm.bootAt = at
+			b.bootAt = at
 		case strings.HasPrefix(rest, "setup-failed "):
-			vm.setupFailed = strings.TrimPrefix(rest, "setup-failed ")
+			b.setupFailed = strings.TrimPrefix(rest, "setup-failed ")
 		case strings.HasPrefix(rest, "exit "):
 			if n, err := strconv.Atoi(strings.TrimPrefix(rest, "exit ")); err == nil {
-				vm.exitStatus, vm.exited = n, true
+				b.exitStatus, b.exited = n, true
 			}
 		}
 		vm.mu.Unlock()
@@ -292,8 +300,8 @@ func (vm *VM) readConsole(stdout io.Reader, cmd *exec.Cmd) {
 	}
 	err := cmd.Wait()
 	vm.mu.Lock()
-	vm.qemuErr = err
-	vm.total = time.Since(vm.start)
+	b.qemuErr = err
+	b.total = time.Since(b.start)
 	vm.mu.Unlock()
 }
 
@@ -312,39 +320,40 @@ func (vm *VM) Wait() Result {
 	vm.waited = true
 	timedOut := errors.Is(vm.ctx.Err(), context.DeadlineExceeded)
 	vm.cancel()
+	b := vm.boot
 	switch {
-	case vm.setupFailed != "":
-		vm.t.Fatalf("vmtest: guest set-up failed: %s\n%s", vm.setupFailed, vm.tail())
+	case b.setupFailed != "":
+		vm.t.Fatalf("vmtest: guest set-up failed: %s\n%s", b.setupFailed, b.tail())
 	case timedOut:
-		vm.t.Fatalf("vmtest: VM still running after %v (Config.Timeout), QEMU killed\n%s", vm.timeout, vm.tail())
-	case !vm.exited:
-		vm.t.Fatalf("vmtest: QEMU ended (%v) without the guest program's exit status\n%s", vm.qemuErr, vm.tail())
+		vm.t.Fatalf("vmtest: VM still running after %v (Config.Timeout), QEMU killed\n%s", vm.timeout, b.tail())
+	case !b.exited:
+		vm.t.Fatalf("vmtest: QEMU ended (%v) without the guest program's exit status\n%s", b.qemuErr, b.tail())
 	}
 	vm.result = Result{
-		ExitStatus: vm.exitStatus,
-		Output:     vm.output,
-		Console:    vm.console,
-		Boot:       vm.bootAt,
-		Total:      vm.total,
+		ExitStatus: b.exitStatus,
+		Output:     b.output,
+		Console:    b.console,
+		Boot:       b.bootAt,
+		Total:      b.total,
 		Attempts:   vm.attempts,
 	}
-	if s := strings.TrimSpace(vm.stderr.String()); s != "" {
+	if s := strings.TrimSpace(b.stderr.String()); s != "" {
 		vm.t.Logf("vmtest: QEMU stderr:\n%s", s)
 	}
-	vm.t.Logf("vmtest: guest program exited %d; boot %v, total %v", vm.exitStatus, vm.bootAt.Round(time.Millisecond), vm.total.Round(time.Millisecond))
+	vm.t.Logf("vmtest: guest program exited %d; boot %v, total %v", b.exitStatus, b.bootAt.Round(time.Millisecond), b.total.Round(time.Millisecond))
 	return vm.result
 }
 
 // tail returns the last console lines and QEMU's stderr for a failure.
-func (vm *VM) tail() string {
+func (b *boot) tail() string {
 	const n = 30
-	lines := vm.console[max(0, len(vm.console)-n):]
-	var b strings.Builder
-	fmt.Fprintf(&b, "--- last %d of %d console lines:\n%s\n", len(lines), len(vm.console), strings.Join(lines, "\n"))
-	if s := strings.TrimSpace(vm.stderr.String()); s != "" {
-		fmt.Fprintf(&b, "--- QEMU stderr:\n%s\n", s)
+	lines := b.console[max(0, len(b.console)-n):]
+	var s strings.Builder
+	fmt.Fprintf(&s, "--- last %d of %d console lines:\n%s\n", len(lines), len(b.console), strings.Join(lines, "\n"))
+	if e := strings.TrimSpace(b.stderr.String()); e != "" {
+		fmt.Fprintf(&s, "--- QEMU stderr:\n%s\n", e)
 	}
-	return b.String()
+	return s.String()
 }
 
 type lockedWriter struct {
