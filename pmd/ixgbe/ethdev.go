@@ -161,7 +161,7 @@ func open(p *ethdev.Port, dev eal.VDev, primary bool) (*Device, error) {
 	}
 	cfg := config{name: p.Name(), primary: primary, deviceID: pd.device, mac: m.mac, portID: p.ID,
 		irq: pd.irq, onLink: p.SetLink, mapMemory: pd.mapMemory, close: pd.close}
-	d, err := newDevice(pd.regs, p.Memory(), iova, cfg)
+	d, err := newDevice(p, pd.regs, iova, cfg)
 	if err != nil {
 		release()
 		return nil, fmt.Errorf("%s (%s): %w", addr, m.name, err)

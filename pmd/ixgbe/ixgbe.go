@@ -85,6 +85,7 @@ type interrupt interface {
 // the device (reset, link, filters, counters); in a secondary it only
 // builds queue pollers from the shared state.
 type Device struct {
+	port *ethdev.Port // owns the rx queues' pool handles (RxPool)
 	regs registers
 	mem  *hugemem.Memory
 	iova func(off uint64) (uint64, error) // group offset to device address
@@ -104,8 +105,9 @@ type Device struct {
 // newDevice attaches a driver to a port's registers and the group's
 // memory. The primary resets and initializes the device; a secondary finds
 // the primary's shared state.
-func newDevice(regs registers, mem *hugemem.Memory, iova func(uint64) (uint64, error), cfg config) (*Device, error) {
-	d := &Device{regs: regs, mem: mem, iova: iova, cfg: cfg}
+func newDevice(port *ethdev.Port, regs registers, iova func(uint64) (uint64, error), cfg config) (*Device, error) {
+	mem := port.Memory()
+	d := &Device{port: port, regs: regs, mem: mem, iova: iova, cfg: cfg}
 	if !cfg.primary {
 		z, err := mem.Lookup(cfg.name)
 		if err != nil {
@@ -327,7 +329,8 @@ func checkDesc(desc int) error {
 }
 
 // SetupRxQueue reserves rx queue q's ring for desc descriptors, to be
-// filled with mbufs of pool when the port starts. The pool's buffers must
+// filled with mbufs of pool when the port starts, through the port's own
+// handle of it (ethdev.Port.RxPool). The pool's buffers must
 // hold a full frame (at least 2 KB after the headroom): the driver does not
 // chain receive buffers.
 func (d *Device) SetupRxQueue(q, desc int, pool *mbuf.Pool) error {
@@ -347,16 +350,12 @@ func (d *Device) SetupRxQueue(q, desc int, pool *mbuf.Pool) error {
 		return fmt.Errorf("pool %q has %d-byte buffers, %d after the %d-byte headroom; the device needs %d (a full frame in one descriptor)",
 			pool.Name(), pool.DataRoom(), room, mbuf.DefaultHeadroom, minRxBufSize)
 	}
-	if len(pool.Name()) >= len(d.sh.Rx[q].Pool) {
-		return fmt.Errorf("pool name %q is longer than %d bytes", pool.Name(), len(d.sh.Rx[q].Pool)-1)
-	}
 	z, err := d.replaceZone(fmt.Sprintf("%s_rx%d", d.cfg.name, q), uint32(desc))
 	if err != nil {
 		return err
 	}
 	rs := &d.sh.Rx[q]
 	*rs = rxShared{Zone: z.Off, Size: uint32(desc), BufLen: uint32(min(room/1024, 16)) * 1024}
-	copy(rs.Pool[:], pool.Name())
 	return nil
 }
 
@@ -508,7 +507,7 @@ func (d *Device) start() error {
 // descriptor with an mbuf; the tail moves once the queue is enabled.
 func (d *Device) setupRxRing(q int) error {
 	rs := &d.sh.Rx[q]
-	pool, err := mbuf.LookupPool(d.mem, cstr(rs.Pool[:]))
+	pool, err := d.port.RxPool(q)
 	if err != nil {
 		return fmt.Errorf("rx queue %d: %w", q, err)
 	}
@@ -641,7 +640,8 @@ func (d *Device) freeSlots(zone uint64, size uint32) error {
 }
 
 // Close releases what this process holds; the primary also stops the
-// device and frees the port's memzones.
+// device and frees the port's memzones. The rx pools' handles are the
+// Port's (ethdev.Port.RxPool), which closes them after this.
 func (d *Device) Close() error {
 	var errs []error
 	if d.done != nil {
@@ -946,7 +946,7 @@ func (d *Device) RxQueue(q int, c *ethdev.QueueCounters) (ethdev.RxQueue, error)
 	if q < 0 || q >= int(d.sh.NbRx) || d.sh.Rx[q].Zone == 0 {
 		return nil, fmt.Errorf("rx queue %d is not set up (%d configured)", q, d.sh.NbRx)
 	}
-	pool, err := mbuf.LookupPool(d.mem, cstr(d.sh.Rx[q].Pool[:]))
+	pool, err := d.port.RxPool(q)
 	if err != nil {
 		return nil, fmt.Errorf("rx queue %d: %w", q, err)
 	}

@@ -6,7 +6,6 @@ import (
 
 	"github.com/gopmd/gopmd/ethdev"
 	"github.com/gopmd/gopmd/hugemem"
-	"github.com/gopmd/gopmd/mempool"
 )
 
 // What every process of the group must agree on: the port's state in one
@@ -16,7 +15,7 @@ import (
 // sharedVersion on any change.
 const (
 	sharedMagic   = 0x6770_6d64_6978_6762 // "gpmdixgb"
-	sharedVersion = 2
+	sharedVersion = 3
 	maxQueues     = ethdev.MaxQueues // RSS reaches 16 queues: a RETA entry has 4 bits (8.2.3.7)
 )
 
@@ -47,9 +46,7 @@ type rxShared struct {
 	Next    uint32 // owner: the next descriptor to look at
 	Tail    uint32 // owner: the descriptor RDT points at: armed, but not the device's
 	Discard uint32 // owner: dropping the rest of a frame whose first part had no EOP
-	_       uint32
-	Pool    [mempool.NameLen + 1]byte // the mbuf pool refills come from
-	_       [64 - 32 - mempool.NameLen - 1]byte
+	_       [36]byte
 
 	HWDropped uint64 // primary: frames the device dropped for want of descriptors (QPRDC)
 	DropSeen  uint64 // owner: the part of HWDropped already added to the queue's counters
@@ -86,13 +83,4 @@ func queueZone(mem *hugemem.Memory, name string, size uint32) (*hugemem.Memzone,
 		return nil, fmt.Errorf("ring of %d descriptors: %w", size, err)
 	}
 	return z, nil
-}
-
-func cstr(b []byte) string {
-	for i, c := range b {
-		if c == 0 {
-			return string(b[:i])
-		}
-	}
-	return string(b)
 }

@@ -5,8 +5,8 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/gopmd/gopmd/ethdev"
 	"github.com/gopmd/gopmd/mbuf"
-	"github.com/gopmd/gopmd/pmd/virtio"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,8 +36,8 @@ func benchVhost(b *testing.B, backend, mode string) {
 			rx, _ := port.RxQueue(0)
 			tx, _ := port.TxQueue(0)
 			cache := pool.Cache(1)
-			rx.(*virtio.RxQueue).SetCache(cache)
-			tx.(*virtio.TxQueue).SetCache(cache)
+			ethdev.BindLcore(rx, 1)
+			ethdev.BindLcore(tx, 1)
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 			var set unix.CPUSet

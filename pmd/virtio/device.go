@@ -11,7 +11,6 @@ import (
 	"github.com/gopmd/gopmd/ethdev"
 	"github.com/gopmd/gopmd/hugemem"
 	"github.com/gopmd/gopmd/mbuf"
-	"github.com/gopmd/gopmd/mempool"
 	"github.com/gopmd/gopmd/pmd/virtio/internal/virtqueue"
 )
 
@@ -411,9 +410,6 @@ func (r *RxQueue) RxBurst(pkts []*mbuf.Mbuf) int { return r.q.Rx(pkts) }
 // through lcore's cache of its pool, and free dropped frames through it.
 func (r *RxQueue) BindLcore(lcore int) { r.q.BindLcore(lcore) }
 
-// SetCache is BindLcore for the lcore of c, a cache of the queue's pool.
-func (r *RxQueue) SetCache(c *mempool.Cache) { r.q.SetCache(c) }
-
 // TxQueue is a virtio tx queue as a process drives it.
 type TxQueue struct{ q *virtqueue.Queue }
 
@@ -424,9 +420,6 @@ func (t *TxQueue) TxBurst(pkts []*mbuf.Mbuf) int { return t.q.Tx(pkts) }
 // lcore's cache of each mbuf's own pool, instead of through the pools'
 // rings.
 func (t *TxQueue) BindLcore(lcore int) { t.q.BindLcore(lcore) }
-
-// SetCache is BindLcore for the lcore of c, a cache of any pool.
-func (t *TxQueue) SetCache(c *mempool.Cache) { t.q.SetCache(c) }
 
 var (
 	_ ethdev.LcoreBinder = (*RxQueue)(nil)

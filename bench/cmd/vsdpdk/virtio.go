@@ -26,7 +26,7 @@ import (
 	"github.com/gopmd/gopmd/mbuf"
 	"github.com/gopmd/gopmd/mempool"
 	"github.com/gopmd/gopmd/mp"
-	"github.com/gopmd/gopmd/pmd/virtio"
+	_ "github.com/gopmd/gopmd/pmd/virtio" // registers virtio_user
 	"github.com/gopmd/gopmd/timer"
 )
 
@@ -369,8 +369,8 @@ func startGopmdFront(sock string, r virtioRow, cpus [2]int) (func() error, error
 		return nil, err
 	}
 	cache := pool.Cache(cpus[1])
-	rx.(*virtio.RxQueue).SetCache(cache)
-	tx.(*virtio.TxQueue).SetCache(cache)
+	ethdev.BindLcore(rx, cpus[1])
+	ethdev.BindLcore(tx, cpus[1])
 
 	l, err := newLauncher(cpus[:])
 	if err != nil {

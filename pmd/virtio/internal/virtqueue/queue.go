@@ -295,15 +295,6 @@ func (q *Queue) BindLcore(lcore int) {
 	}
 }
 
-// SetCache is BindLcore for the lcore of c, which should be a cache of the
-// queue's pool (rx); nil binds none.
-func (q *Queue) SetCache(c *mempool.Cache) {
-	q.lcore, q.cache = -1, c
-	if c != nil {
-		q.lcore = c.Lcore()
-	}
-}
-
 // Stats returns the queue's drop reasons so far.
 func (q *Queue) Stats() Counters {
 	c := &q.st.Counters
