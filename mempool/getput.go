@@ -26,16 +26,22 @@ func (p *Pool) PutBulk(c *Cache, objs []uint64) error {
 // getBulkGo is GetBulk in Go: the whole of it where getBulk has no
 // assembly, the slow path where it has.
 func getBulkGo(p *Pool, c *Cache, objs []uint64) error {
-	if p.debug {
+	switch {
+	case p.debug:
 		return p.getDebug(c, objs)
+	case c == nil: // straight to the ring: pools without caches pay one call less
+		return p.dequeue(objs)
 	}
 	return p.get(c, objs)
 }
 
 // putBulkGo is PutBulk in Go, as getBulkGo.
 func putBulkGo(p *Pool, c *Cache, objs []uint64) error {
-	if p.debug {
+	switch {
+	case p.debug:
 		return p.putDebug(c, objs)
+	case c == nil:
+		return p.enqueue(objs)
 	}
 	return p.put(c, objs)
 }
