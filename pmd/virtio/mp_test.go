@@ -25,6 +25,7 @@ type childSpec struct {
 	Port   string
 	Queue  int
 	Frames int
+	Prime  bool // primeTapFlows first
 }
 
 func TestMain(m *testing.M) {
@@ -149,8 +150,13 @@ func childEcho(port *ethdev.Port, spec childSpec) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	fmt.Println("polling")
 	src := port.MAC()
+	if spec.Prime {
+		if _, err := primeTapFlows(tx, pool, src, spec.Queue); err != nil {
+			return 0, err
+		}
+	}
+	fmt.Println("polling")
 	got := make([]bool, spec.Frames)
 	sent, back := 0, 0
 	pkts := make([]*mbuf.Mbuf, 32)
