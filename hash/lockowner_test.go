@@ -1,26 +1,23 @@
 package hash
 
 import (
-	"os/exec"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gopmd/gopmd/internal/proclive"
+	"github.com/gopmd/gopmd/internal/testproc"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // sleeper starts a process that lives until the test ends (or kill is
-// called) and returns its pid and start time.
-func sleeper(t *testing.T) (pid int, start uint64, kill func()) {
-	cmd := exec.Command("sleep", "60")
-	require.NoError(t, cmd.Start())
-	kill = func() { cmd.Process.Kill(); cmd.Wait() }
-	t.Cleanup(kill)
-	start, err := proclive.StartTime(cmd.Process.Pid)
+// called) and returns its pid and lock word.
+func sleeper(t *testing.T) (pid int, word uint64, kill func()) {
+	pid, kill = testproc.Sleeper(t)
+	word, err := proclive.Word(pid)
 	require.NoError(t, err)
-	return cmd.Process.Pid, start, kill
+	return pid, word, kill
 }
 
 // addAsync runs tbl.Add in a goroutine and returns its outcome channel.
@@ -39,8 +36,8 @@ func returns(t *testing.T, done <-chan error) bool {
 // been given, is dead: the lock word's start time is not that process's.
 func TestLockOfADeadWriterWhosePidWasReusedIsTakenOver(t *testing.T) {
 	tbl := makeTable(t, Config{Name: "reused", KeyLen: 16, Entries: 64})
-	pid, start, _ := sleeper(t)
-	stale := uint64(pid)<<32 | uint64(uint32(start+1)) // same pid, another start
+	pid, live, _ := sleeper(t)
+	stale := live ^ 1 // same pid, another start
 	atomic.StoreUint64(&tbl.hdr.lock, stale)
 
 	done := addAsync(tbl, 1)
@@ -55,8 +52,7 @@ func TestLockOfADeadWriterWhosePidWasReusedIsTakenOver(t *testing.T) {
 // once it dies.
 func TestLockOfALiveWriterIsWaitedForUntilItDies(t *testing.T) {
 	tbl := makeTable(t, Config{Name: "live", KeyLen: 16, Entries: 64})
-	pid, start, kill := sleeper(t)
-	live := uint64(pid)<<32 | uint64(uint32(start))
+	pid, live, kill := sleeper(t)
 	require.True(t, proclive.WordAlive(live))
 	atomic.StoreUint64(&tbl.hdr.lock, live)
 

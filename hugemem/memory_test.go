@@ -3,7 +3,6 @@ package hugemem
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -440,11 +439,9 @@ func TestSegmentFilesResistDPDKsHugepageCleanup(t *testing.T) {
 // holder's pid does not keep the group wedged.
 func TestLockOfADeadHolderWhosePidWasReusedIsTakenOver(t *testing.T) {
 	m := newMemory(t, testOptions(t, true))
-	other := exec.Command("sleep", "30")
-	require.NoError(t, other.Start())
-	defer func() { other.Process.Kill(); other.Wait() }()
+	other, _ := testproc.Sleeper(t)
 	// The record a holder with other's pid but an earlier life would leave.
-	w, err := proclive.Word(other.Process.Pid)
+	w, err := proclive.Word(other)
 	require.NoError(t, err)
 	m.cfg.Lock = w ^ 1
 

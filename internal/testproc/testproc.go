@@ -282,3 +282,20 @@ func (w *lineWriter) flush() {
 		w.buf = nil
 	}
 }
+
+// Sleeper starts a process that does nothing until kill is called or the
+// test ends, and returns its pid: a live process other than the test's own,
+// for tests of records that name a process (lock words, owners).
+func Sleeper(tb testing.TB) (pid int, kill func()) {
+	tb.Helper()
+	cmd := exec.Command("sleep", "300")
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("testproc: starting a sleeper: %v", err)
+	}
+	kill = func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	tb.Cleanup(kill)
+	return cmd.Process.Pid, kill
+}

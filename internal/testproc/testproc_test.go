@@ -198,3 +198,11 @@ func TestLineWriterSplitsLinesAcrossWrites(t *testing.T) {
 	w.flush()
 	require.Equal(t, []string{"ab", "c", "", "d"}, got)
 }
+
+func TestSleeperLivesUntilKilled(t *testing.T) {
+	pid, kill := Sleeper(t)
+	require.NoError(t, syscall.Kill(pid, 0), "the sleeper runs")
+	kill()
+	require.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH, "the sleeper is gone and reaped")
+	kill() // a second kill, and the cleanup's, do no harm
+}

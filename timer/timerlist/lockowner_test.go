@@ -1,13 +1,13 @@
 package timerlist
 
 import (
-	"os/exec"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gopmd/gopmd/internal/proclive"
 	"github.com/gopmd/gopmd/internal/testmem"
+	"github.com/gopmd/gopmd/internal/testproc"
 	"github.com/gopmd/gopmd/timer/clock"
 	"github.com/stretchr/testify/require"
 )
@@ -31,11 +31,8 @@ func openOwn(t *testing.T, n int) (*Lists, *Lcore) {
 // is called) and returns its lock word.
 func liveProcess(t *testing.T) (word uint64, kill func()) {
 	t.Helper()
-	cmd := exec.Command("sleep", "60")
-	require.NoError(t, cmd.Start())
-	kill = func() { cmd.Process.Kill(); cmd.Wait() }
-	t.Cleanup(kill)
-	word, err := proclive.Word(cmd.Process.Pid)
+	pid, kill := testproc.Sleeper(t)
+	word, err := proclive.Word(pid)
 	require.NoError(t, err)
 	return word, kill
 }
